@@ -1,0 +1,101 @@
+"""API plumbing shared by the apps: error shape and the Jobs endpoints."""
+from __future__ import annotations
+
+import logging
+
+from django.db import DatabaseError
+from drf_spectacular.utils import extend_schema
+from kombu.exceptions import OperationalError as BrokerError
+from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.generics import ListAPIView, RetrieveAPIView
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from apps.common.models import Job
+
+log = logging.getLogger(__name__)
+
+
+def exception_handler(exc, context):
+    """Every error carries a human message in ``detail``; outages are 503, never 500."""
+    if isinstance(exc, BrokerError):
+        log.warning("broker unavailable: %s", exc)
+        return Response(
+            {"detail": "The job queue is unavailable; nothing was queued. Try again shortly."},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "5"},
+        )
+    if isinstance(exc, DatabaseError):
+        log.warning("database unavailable: %s", exc)
+        return Response(
+            {"detail": "The database is unavailable. Try again shortly."},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "5"},
+        )
+    response = drf_exception_handler(exc, context)
+    if response is not None and isinstance(exc, ValidationError) and isinstance(response.data, (dict, list)):
+        data = response.data if isinstance(response.data, dict) else {"errors": response.data}
+        if "detail" not in data:
+            data = {"detail": _first_message(data), "errors": data}
+        response.data = data
+    return response
+
+
+def _first_message(errors) -> str:
+    if isinstance(errors, dict):
+        for field, value in errors.items():
+            msg = _first_message(value)
+            return msg if field in {"non_field_errors", "errors"} else f"{field}: {msg}"
+    if isinstance(errors, list) and errors:
+        return _first_message(errors[0])
+    return str(errors) or "Invalid input."
+
+
+class JobSerializer(serializers.ModelSerializer):
+    duration_s = serializers.FloatField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Job
+        fields = [
+            "id", "kind", "state", "progress", "message", "params", "result", "error",
+            "attempts", "created_at", "started_at", "finished_at", "duration_s",
+        ]
+
+
+class JobList(ListAPIView):
+    """Recent jobs, newest first; ``?kind=support.train`` filters."""
+
+    serializer_class = JobSerializer
+
+    def get_queryset(self):
+        qs = Job.objects.all()
+        kind = self.request.query_params.get("kind")
+        return qs.filter(kind=kind) if kind else qs
+
+
+class JobDetail(RetrieveAPIView):
+    serializer_class = JobSerializer
+    queryset = Job.objects.all()
+
+    @extend_schema(summary="One job's state and progress")
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class AppStatus(RetrieveAPIView):
+    """Per-app status: its latest jobs. Reachable with that app's token only."""
+
+    serializer_class = JobSerializer
+
+    def get_app(self) -> str:
+        return self.kwargs["app"]
+
+    @property
+    def app_scope(self) -> str:
+        return self.kwargs.get("app", "")
+
+    @extend_schema(summary="Latest jobs of one app")
+    def get(self, request, app: str):
+        jobs = Job.objects.filter(kind__startswith=f"{app}.")[:10]
+        return Response({"app": app, "jobs": JobSerializer(jobs, many=True).data})

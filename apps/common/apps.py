@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class CommonConfig(AppConfig):
+    name = "apps.common"
+    label = "common"
+    verbose_name = "Common: jobs, tokens, health"
+
+    def ready(self) -> None:
+        from apps.common import heartbeat  # noqa: F401  (connects worker signals)

@@ -1,0 +1,92 @@
+"""The one way to run a long task: ``enqueue`` creates a Job row and sends the
+Celery task after the transaction commits; the task body calls ``run_job``,
+which marks the row running, hands the work a ``progress`` callback, and
+records success (result JSON) or failure (error text).
+"""
+from __future__ import annotations
+
+import logging
+import socket
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.common.models import Job
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[float, str], None]
+
+
+def enqueue(task, kind: str, *, params: dict | None = None, user=None, **task_kwargs: Any) -> Job:
+    """Create a queued Job and send ``task(job_id=..., **task_kwargs)`` once committed."""
+    job = Job.objects.create(kind=kind, params=params or task_kwargs, created_by=user if user and user.pk else None)
+
+    def _send() -> None:
+        res = task.apply_async(kwargs={"job_id": job.pk, **task_kwargs})
+        Job.objects.filter(pk=job.pk, task_id="").update(task_id=res.id or "")
+
+    transaction.on_commit(_send)
+    return job
+
+
+def report_progress(job_id: int, percent: float, message: str = "") -> None:
+    """Store progress (0-100) and a short message on the job row."""
+    pct = max(0, min(100, int(percent)))
+    Job.objects.filter(pk=job_id).update(progress=pct, message=message[:500])
+
+
+class _Throttled:
+    """Progress callback that writes at most every 0.5 s or on a jump of >= 5 points."""
+
+    def __init__(self, job_id: int):
+        self.job_id = job_id
+        self.last_t = 0.0
+        self.last_pct = -100.0
+
+    def __call__(self, percent: float, message: str = "") -> None:
+        now = time.monotonic()
+        if percent >= 100 or now - self.last_t > 0.5 or percent - self.last_pct >= 5:
+            report_progress(self.job_id, percent, message)
+            self.last_t, self.last_pct = now, percent
+
+
+def run_job(job_id: int, work: Callable[[Progress], dict | None]) -> dict:
+    """Run ``work(progress)`` under the Job's record. Re-raises on failure so
+    Celery sees it too; the row already says what went wrong."""
+    Job.objects.filter(pk=job_id).update(
+        state=Job.State.RUNNING,
+        started_at=timezone.now(),
+        finished_at=None,
+        error="",
+        worker=socket.gethostname(),
+    )
+    Job.objects.filter(pk=job_id).update(attempts=_attempts(job_id) + 1)
+    progress = _Throttled(job_id)
+    try:
+        result = work(progress) or {}
+    except Exception as exc:
+        Job.objects.filter(pk=job_id).update(
+            state=Job.State.FAILED,
+            finished_at=timezone.now(),
+            error=f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}"[:20000],
+            message=f"failed: {exc}"[:500],
+        )
+        log.exception("job %s failed", job_id)
+        raise
+    Job.objects.filter(pk=job_id).update(
+        state=Job.State.SUCCEEDED,
+        progress=100,
+        finished_at=timezone.now(),
+        result=result,
+        message="done",
+    )
+    return result
+
+
+def _attempts(job_id: int) -> int:
+    return Job.objects.filter(pk=job_id).values_list("attempts", flat=True).first() or 0

@@ -1,0 +1,42 @@
+"""Set up the embedded demo: a staff user, each app's demo data, a demo job."""
+from __future__ import annotations
+
+import os
+import secrets
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command, get_commands
+from django.core.management.base import BaseCommand
+
+from apps.common.jobs import enqueue
+from apps.common.tasks import demo_countdown
+
+
+class Command(BaseCommand):
+    help = "Create the demo staff user, load each app's demo data and queue its training jobs."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--username", default=os.environ.get("AIGC_DEMO_USER", "admin"))
+        parser.add_argument("--skip-apps", action="store_true", help="only the user and the demo job")
+
+    def handle(self, *args, username: str, skip_apps: bool, **options):
+        User = get_user_model()
+        user = User.objects.filter(username=username).first()
+        password_file = settings.VAR_DIR / "demo_password"
+        if user is None:
+            password = os.environ.get("AIGC_DEMO_PASSWORD") or secrets.token_urlsafe(9)
+            user = User.objects.create_superuser(username=username, email="", password=password)
+            password_file.write_text(password)
+            password_file.chmod(0o600)
+        password = password_file.read_text().strip() if password_file.exists() else "(unchanged)"
+        available = get_commands()
+        if not skip_apps:
+            for name in settings.AIGC_DEMO_COMMANDS:
+                if name in available:
+                    self.stdout.write(f"== {name}")
+                    call_command(name, stdout=self.stdout, stderr=self.stderr)
+        job = enqueue(demo_countdown, "common.demo", user=user, steps=10, delay_s=0.3)
+        self.stdout.write(self.style.SUCCESS(
+            f"Demo ready. Log in as {username} / {password}  (demo job #{job.pk} queued)"
+        ))

@@ -1,0 +1,21 @@
+"""Common tasks: a demo job that shows the queue and progress working."""
+from __future__ import annotations
+
+import time
+
+from celery import shared_task
+
+from apps.common.jobs import run_job
+
+
+@shared_task(name="apps.common.tasks.demo_countdown", acks_late=True)
+def demo_countdown(job_id: int, steps: int = 10, delay_s: float = 0.2, fail_at: int | None = None) -> dict:
+    def work(progress):
+        for i in range(steps):
+            if fail_at is not None and i == fail_at:
+                raise RuntimeError(f"demo failure requested at step {i}")
+            time.sleep(delay_s)
+            progress(100 * (i + 1) / steps, f"step {i + 1}/{steps}")
+        return {"steps": steps}
+
+    return run_job(job_id, work)

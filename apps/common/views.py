@@ -1,0 +1,82 @@
+"""Staff pages shared by all apps: home, jobs, API tokens, health."""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from apps.common.health import health
+from apps.common.jobs import enqueue
+from apps.common.models import APP_SCOPES, ApiToken, Job
+from apps.common.tasks import demo_countdown
+
+
+@staff_member_required
+def home(request):
+    return render(request, "common/home.html", {
+        "jobs": Job.objects.all()[:8],
+        "health": health(),
+    })
+
+
+@staff_member_required
+def jobs_page(request):
+    return render(request, "common/jobs.html", {"jobs": _jobs(request)})
+
+
+@staff_member_required
+def jobs_table(request):
+    """The partial htmx re-fetches every 2 s so progress moves without reload."""
+    return render(request, "common/_jobs_table.html", {"jobs": _jobs(request)})
+
+
+def _jobs(request):
+    qs = Job.objects.all()
+    if kind := request.GET.get("kind"):
+        qs = qs.filter(kind__startswith=kind)
+    return qs[:100]
+
+
+@staff_member_required
+def job_detail(request, pk: int):
+    return render(request, "common/job_detail.html", {"job": get_object_or_404(Job, pk=pk)})
+
+
+@staff_member_required
+@require_POST
+def start_demo_job(request):
+    job = enqueue(demo_countdown, "common.demo", user=request.user, steps=20, delay_s=0.25)
+    messages.success(request, f"Queued demo job #{job.pk}.")
+    return redirect("jobs")
+
+
+@staff_member_required
+def tokens_page(request):
+    new_key = None
+    if request.method == "POST":
+        name = (request.POST.get("name") or "").strip()[:100]
+        app = request.POST.get("app")
+        if not name or app not in dict(APP_SCOPES):
+            messages.error(request, "A token needs a name and one of the apps.")
+        else:
+            _, new_key = ApiToken.issue(name=name, app=app, owner=request.user)
+    return render(request, "common/tokens.html", {
+        "tokens": ApiToken.objects.all(), "apps": APP_SCOPES, "new_key": new_key,
+    })
+
+
+@staff_member_required
+@require_POST
+def revoke_token(request, pk: int):
+    token = get_object_or_404(ApiToken, pk=pk)
+    token.revoke()
+    messages.success(request, f"Revoked {token}.")
+    return redirect("tokens")
+
+
+@require_GET
+def healthz(request):
+    report = health()
+    return JsonResponse(report, status=200 if report["ok"] else 503)

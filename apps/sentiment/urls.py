@@ -1,0 +1,8 @@
+from django.urls import path
+
+from apps.sentiment import views
+
+app_name = "sentiment"
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+]

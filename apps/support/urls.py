@@ -1,0 +1,8 @@
+from django.urls import path
+
+from apps.support import views
+
+app_name = "support"
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+]

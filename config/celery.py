@@ -1,0 +1,10 @@
+"""Celery wiring: settings come from Django's, tasks from each app's tasks.py."""
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("aigc")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
