@@ -1,0 +1,303 @@
+"""Versioned model artifacts on disk, with their metrics, data hash and config.
+
+Layout under ``root`` (AIGC_ARTIFACTS_DIR)::
+
+    <name>/v0001/<weights, config, tokenizer...>   written by the model's own save()
+    <name>/v0001/manifest.json                      version, created_at, metrics, data_hash,
+                                                    config, sha256 of every file; written last
+    <name>/CURRENT                                  "v0002": the promoted version
+
+A version is built in a hidden temporary directory next to its siblings and
+renamed into place, so it appears whole or not at all; a crash leaves at most a
+``.tmp-*`` directory that every reader ignores. CURRENT is replaced atomically.
+``load_path`` re-hashes the files, so a corrupt or truncated artifact raises
+``ArtifactCorrupt`` instead of loading half a model.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "manifest.json"
+CURRENT = "CURRENT"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+_VERSION_RE = re.compile(r"^v(\d{4,})$")
+
+
+class RegistryError(RuntimeError):
+    """Base for registry failures."""
+
+
+class ArtifactNotFound(RegistryError, LookupError):
+    """No such artifact name or version (or nothing promoted yet)."""
+
+
+class ArtifactCorrupt(RegistryError):
+    """A version's files do not match its manifest: missing, truncated or altered."""
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    name: str
+    version: int
+    path: Path
+    metrics: dict[str, Any] = field(default_factory=dict)
+    created_at: str = ""  # ISO 8601, UTC
+    data_hash: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256
+
+    @property
+    def tag(self) -> str:
+        return _tag(self.version)
+
+
+def _tag(version: int) -> str:
+    return f"v{version:04d}"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item"):  # numpy / torch scalars
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def default_root() -> Path:
+    """AIGC_ARTIFACTS_DIR, else var/artifacts under the working directory (the CLI's default)."""
+    return Path(os.environ.get("AIGC_ARTIFACTS_DIR") or Path("var") / "artifacts")
+
+
+class Registry:
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root) if root is not None else default_root()
+
+    # -- writing -----------------------------------------------------------
+    def save(
+        self,
+        name: str,
+        writer: Callable[[Path], Any],
+        metrics: dict[str, Any] | None = None,
+        data_hash: str = "",
+        config: dict[str, Any] | None = None,
+        promote: bool = True,
+    ) -> ModelVersion:
+        """Run ``writer(dir)`` into a fresh directory and publish it as the next version."""
+        base = self._base(name)
+        base.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=base))
+        try:
+            writer(tmp)
+            files = {}
+            for f in sorted(p for p in tmp.rglob("*") if p.is_file()):
+                if f.name == MANIFEST:
+                    continue
+                files[f.relative_to(tmp).as_posix()] = _sha256(f)
+                _fsync_path(f)
+            if not files:
+                raise RegistryError(f"the writer for {name!r} wrote no files")
+            manifest = {
+                "name": name,
+                "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "metrics": metrics or {},
+                "data_hash": data_hash,
+                "config": config or {},
+                "files": files,
+            }
+            # Another process may take the same number first: rename fails on a non-empty
+            # target, so take the next number and try again.
+            for _ in range(100):
+                version = self._next_version(name)
+                manifest["version"] = version
+                with open(tmp / MANIFEST, "w") as fh:
+                    json.dump(manifest, fh, indent=2, sort_keys=True, default=_json_default)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                _fsync_path(tmp)
+                target = base / _tag(version)
+                try:
+                    os.rename(tmp, target)
+                except OSError:
+                    if target.exists():
+                        time.sleep(0.01)
+                        continue
+                    raise
+                _fsync_path(base)
+                break
+            else:
+                raise RegistryError(f"could not allocate a version number for {name!r}")
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        mv = self._read(name, version)
+        if promote:
+            self._write_current(name, version)
+        return mv
+
+    def promote(self, name: str, version: int) -> ModelVersion:
+        """Make ``version`` current, after checking its files."""
+        mv = self._read(name, version)
+        self.verify(mv)
+        self._write_current(name, version)
+        return mv
+
+    def rollback(self, name: str) -> ModelVersion:
+        """Promote the newest intact version older than the current one."""
+        cur = self.current(name)
+        if cur is None:
+            raise ArtifactNotFound(f"{name!r} has no promoted version to roll back from")
+        for mv in reversed(self.versions(name)):
+            if mv.version < cur.version and self._intact(mv):
+                self._write_current(name, mv.version)
+                return mv
+        raise ArtifactNotFound(f"{name!r} has no intact version older than {cur.tag}")
+
+    # -- reading -----------------------------------------------------------
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and _NAME_RE.match(p.name))
+
+    def versions(self, name: str) -> list[ModelVersion]:
+        """Every published version, oldest first (half-written temp dirs are invisible)."""
+        base = self._base(name)
+        if not base.is_dir():
+            return []
+        out = []
+        for p in base.iterdir():
+            m = _VERSION_RE.match(p.name)
+            if m and (p / MANIFEST).is_file():
+                try:
+                    out.append(self._read(name, int(m.group(1))))
+                except ArtifactCorrupt:
+                    continue
+        return sorted(out, key=lambda mv: mv.version)
+
+    def current(self, name: str) -> ModelVersion | None:
+        pointer = self._base(name) / CURRENT
+        try:
+            text = pointer.read_text().strip()
+        except FileNotFoundError:
+            return None
+        m = _VERSION_RE.match(text)
+        if not m:
+            raise ArtifactCorrupt(f"{pointer} holds {text!r}, not a version tag")
+        return self._read(name, int(m.group(1)))
+
+    def get(self, name: str, version: int | None = None) -> ModelVersion:
+        if version is None:
+            mv = self.current(name)
+            if mv is None:
+                raise ArtifactNotFound(f"no promoted version of {name!r} under {self.root}")
+            return mv
+        return self._read(name, version)
+
+    def load_path(self, name: str, version: int | None = None) -> Path:
+        """Directory of the current (or given) version, after verifying every checksum."""
+        mv = self.get(name, version)
+        self.verify(mv)
+        return mv.path
+
+    def load_path_with_fallback(self, name: str) -> tuple[Path, ModelVersion, str | None]:
+        """The current version, or, if it is corrupt, the newest earlier one that verifies.
+
+        Returns (path, version, warning); warning is None when the current version loaded.
+        """
+        cur = self.get(name)
+        try:
+            self.verify(cur)
+            return cur.path, cur, None
+        except ArtifactCorrupt as exc:
+            problem = str(exc)
+        for mv in reversed(self.versions(name)):
+            if mv.version < cur.version and self._intact(mv):
+                warning = f"{name} {cur.tag} is corrupt ({problem}); serving {mv.tag} instead"
+                return mv.path, mv, warning
+        raise ArtifactCorrupt(f"{problem}; and no earlier version of {name!r} is intact")
+
+    def verify(self, mv: ModelVersion) -> None:
+        for rel, digest in mv.files.items():
+            f = mv.path / rel
+            if not f.is_file():
+                raise ArtifactCorrupt(f"{name_tag(mv)}: file {rel} is missing")
+            if _sha256(f) != digest:
+                raise ArtifactCorrupt(f"{name_tag(mv)}: file {rel} does not match its checksum")
+
+    # -- internals ---------------------------------------------------------
+    def _intact(self, mv: ModelVersion) -> bool:
+        try:
+            self.verify(mv)
+            return True
+        except ArtifactCorrupt:
+            return False
+
+    def _base(self, name: str) -> Path:
+        if not _NAME_RE.match(name):
+            raise ValueError(f"artifact name {name!r} must be letters, digits, '_', '.' or '-'")
+        return self.root / name
+
+    def _next_version(self, name: str) -> int:
+        used = [int(m.group(1)) for p in self._base(name).iterdir() if (m := _VERSION_RE.match(p.name))]
+        return max(used, default=0) + 1
+
+    def _read(self, name: str, version: int) -> ModelVersion:
+        path = self._base(name) / _tag(version)
+        try:
+            data = json.loads((path / MANIFEST).read_text())
+        except FileNotFoundError:
+            raise ArtifactNotFound(f"{name!r} has no version {_tag(version)} under {self.root}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ArtifactCorrupt(f"{name} {_tag(version)}: manifest.json is unreadable ({exc})") from None
+        return ModelVersion(
+            name=name,
+            version=int(data.get("version", version)),
+            path=path,
+            metrics=data.get("metrics", {}),
+            created_at=data.get("created_at", ""),
+            data_hash=data.get("data_hash", ""),
+            config=data.get("config", {}),
+            files=data.get("files", {}),
+        )
+
+    def _write_current(self, name: str, version: int) -> None:
+        base = self._base(name)
+        tmp = base / f".{CURRENT}.tmp{os.getpid()}"
+        with open(tmp, "w") as fh:
+            fh.write(_tag(version) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, base / CURRENT)
+        _fsync_path(base)
+
+
+def name_tag(mv: ModelVersion) -> str:
+    return f"{mv.name} {mv.tag}"
