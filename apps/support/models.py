@@ -1,0 +1,200 @@
+"""Support app records: conversations with the bot and agents, what was learned
+from past transcripts (pairs, answer templates, intent clusters), the knowledge
+base, visitor feedback and the widget's public keys."""
+from __future__ import annotations
+
+import secrets
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+def new_public_key() -> str:
+    return "pk_" + secrets.token_urlsafe(18)
+
+
+def new_visitor_id() -> str:
+    return "v_" + secrets.token_urlsafe(16)
+
+
+class WidgetKey(models.Model):
+    """A public key for the embeddable widget: which origins may use it and how fast."""
+
+    name = models.CharField(max_length=100)
+    public_key = models.CharField(max_length=64, unique=True, default=new_public_key)
+    allowed_origins = models.JSONField(
+        default=list, blank=True, help_text='e.g. ["https://shop.example.com"]; "*" allows any origin'
+    )
+    rate_limit_per_minute = models.PositiveIntegerField(default=20, help_text="messages per visitor per minute")
+    ip_rate_limit_per_minute = models.PositiveIntegerField(default=60, help_text="requests per IP per minute")
+    greeting = models.CharField(max_length=300, default="Hi! Ask me anything about your order.")
+    title = models.CharField(max_length=80, default="Support")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.public_key[:10]}…)"
+
+    def allows_origin(self, origin: str | None) -> bool:
+        if not origin:
+            return False
+        origin = origin.rstrip("/")
+        allowed = [o.rstrip("/") for o in (self.allowed_origins or [])]
+        return "*" in allowed or origin in allowed
+
+
+class BotSettings(models.Model):
+    """Per-deployment knobs (one row): the confidence threshold staff pick from the curve."""
+
+    threshold = models.FloatField(default=0.5, help_text="below this confidence the bot hands over")
+    kb_min_score = models.FloatField(default=0.45, help_text="least KB similarity to answer from passages")
+    handoff_text = models.CharField(
+        max_length=300,
+        default="I'm not sure about that one, so I'm handing you over to a colleague. "
+        "Someone will reply here shortly.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    @classmethod
+    def get(cls) -> BotSettings:
+        obj, _ = cls.objects.get_or_create(pk=1)
+        return obj
+
+
+class Conversation(models.Model):
+    class Status(models.TextChoices):
+        BOT = "bot"  # the bot is answering
+        WAITING = "waiting"  # handed off, no agent reply yet
+        AGENT = "agent"  # an agent has answered
+        CLOSED = "closed"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    widget = models.ForeignKey(WidgetKey, null=True, blank=True, on_delete=models.SET_NULL)
+    visitor_id = models.CharField(max_length=64, db_index=True, default=new_visitor_id)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.BOT, db_index=True)
+    origin = models.CharField(max_length=200, blank=True)
+    assigned_to = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(default=timezone.now, db_index=True)
+    handed_off_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+
+    def __str__(self) -> str:
+        return f"conversation {self.pk} ({self.status})"
+
+
+class Message(models.Model):
+    class Role(models.TextChoices):
+        CUSTOMER = "customer"
+        BOT = "bot"
+        AGENT = "agent"
+
+    conversation = models.ForeignKey(Conversation, related_name="messages", on_delete=models.CASCADE)
+    role = models.CharField(max_length=16, choices=Role.choices)
+    text = models.TextField()
+    intent = models.CharField(max_length=100, blank=True)
+    confidence = models.FloatField(null=True, blank=True)
+    sources = models.JSONField(default=list, blank=True)
+    handed_off = models.BooleanField(default=False)
+    answer_kind = models.CharField(max_length=16, blank=True, help_text="template | kb | llm | handoff")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.text[:40]}"
+
+
+class Feedback(models.Model):
+    """A visitor's thumbs up (+1) or down (-1) on one bot message; the latest vote counts."""
+
+    message = models.OneToOneField(Message, related_name="feedback", on_delete=models.CASCADE)
+    rating = models.SmallIntegerField(choices=[(1, "up"), (-1, "down")])
+    created_at = models.DateTimeField(default=timezone.now)
+
+
+class IntentCluster(models.Model):
+    """Unlabelled customer questions grouped by meaning; staff give the group a name."""
+
+    name = models.CharField(max_length=100, blank=True, help_text="the intent, once staff name it")
+    size = models.PositiveIntegerField(default=0)
+    examples = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-size"]
+
+    def __str__(self) -> str:
+        return self.name or f"cluster {self.pk} ({self.size})"
+
+
+class AnswerTemplate(models.Model):
+    """A reply agents keep giving, with {slot} placeholders (order_id, name, date, email)."""
+
+    text = models.TextField()
+    intent = models.CharField(max_length=100, blank=True, db_index=True)
+    slots = models.JSONField(default=list, blank=True)
+    uses = models.PositiveIntegerField(default=0, help_text="agent replies grouped into it")
+    source = models.CharField(max_length=16, default="ingest", help_text="ingest | staff")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-uses", "id"]
+
+    def __str__(self) -> str:
+        return self.text[:60]
+
+
+class TranscriptPair(models.Model):
+    """A customer question and the agent reply that answered it."""
+
+    conversation_ref = models.CharField(max_length=100, db_index=True)
+    question = models.TextField()
+    answer = models.TextField()
+    intent = models.CharField(max_length=100, blank=True, db_index=True)
+    template = models.ForeignKey(AnswerTemplate, null=True, blank=True, related_name="pairs", on_delete=models.SET_NULL)
+    cluster = models.ForeignKey(IntentCluster, null=True, blank=True, related_name="pairs", on_delete=models.SET_NULL)
+    asked_at = models.DateTimeField(null=True, blank=True)
+    batch = models.CharField(max_length=40, blank=True, help_text="ingest run that created it")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+
+    @property
+    def label(self) -> str:
+        """The intent to train on: the given one, else the cluster's staff-given name."""
+        if self.intent:
+            return self.intent
+        return self.cluster.name if self.cluster_id and self.cluster.name else ""
+
+
+class KBArticle(models.Model):
+    title = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=200, unique=True)
+    body = models.TextField()
+    url = models.CharField(max_length=300, blank=True, help_text="where visitors can read it")
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["title"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class KBChunk(models.Model):
+    article = models.ForeignKey(KBArticle, related_name="chunks", on_delete=models.CASCADE)
+    ordinal = models.PositiveIntegerField()
+    heading = models.CharField(max_length=200, blank=True)
+    text = models.TextField()
+
+    class Meta:
+        ordering = ["article_id", "ordinal"]
+        unique_together = [("article", "ordinal")]
