@@ -1,0 +1,1 @@
+"""Model families, one file each: classifier, language_model, ngram, gan."""
