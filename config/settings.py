@@ -204,7 +204,10 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_TASK_TIME_LIMIT = envint("CELERY_TASK_TIME_LIMIT", 6 * 3600)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-CELERY_BEAT_SCHEDULE: dict = {}  # each app adds its entries in its AppConfig.ready()
+# Schedules name tasks by string; each app may add entries in its AppConfig.ready().
+CELERY_BEAT_SCHEDULE: dict = {
+    "resend-unsent-jobs": {"task": "apps.common.tasks.resend_unsent_jobs", "schedule": 60.0},
+}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Engine --------------------------------------------------------------------

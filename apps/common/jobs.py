@@ -10,6 +10,7 @@ import socket
 import time
 import traceback
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
@@ -24,14 +25,39 @@ Progress = Callable[[float, str], None]
 
 def enqueue(task, kind: str, *, params: dict | None = None, user=None, **task_kwargs: Any) -> Job:
     """Create a queued Job and send ``task(job_id=..., **task_kwargs)`` once committed."""
-    job = Job.objects.create(kind=kind, params=params or task_kwargs, created_by=user if user and user.pk else None)
+    stored = {**(params or task_kwargs), "_task": task.name, "_kwargs": task_kwargs}
+    job = Job.objects.create(kind=kind, params=stored, created_by=user if user and user.pk else None)
 
-    def _send() -> None:
-        res = task.apply_async(kwargs={"job_id": job.pk, **task_kwargs})
-        Job.objects.filter(pk=job.pk, task_id="").update(task_id=res.id or "")
-
-    transaction.on_commit(_send)
+    transaction.on_commit(lambda: send_job(job.pk, task, task_kwargs))
     return job
+
+
+def send_job(job_id: int, task, task_kwargs: dict) -> None:
+    """Publish the task for a committed Job. If the broker is down the row stays
+    queued with no task id and the error propagates (the API answers 503);
+    ``resend_unsent_jobs`` publishes it once the broker is back."""
+    try:
+        res = task.apply_async(kwargs={"job_id": job_id, **task_kwargs})
+    except Exception:
+        Job.objects.filter(pk=job_id).update(message="waiting for the job queue (broker unavailable)")
+        raise
+    Job.objects.filter(pk=job_id, task_id="").update(task_id=res.id or "sent", message="")
+
+
+def resend_unsent_jobs(older_than_s: int = 30) -> int:
+    """Publish queued jobs whose task never reached the broker. Jobs store the
+    task name in params["_task"] for this."""
+    from celery import current_app
+
+    cutoff = timezone.now() - timedelta(seconds=older_than_s)
+    sent = 0
+    for job in Job.objects.filter(state=Job.State.QUEUED, task_id="", created_at__lt=cutoff)[:500]:
+        name = job.params.get("_task")
+        if not name or name not in current_app.tasks:
+            continue
+        send_job(job.pk, current_app.tasks[name], job.params.get("_kwargs", {}))
+        sent += 1
+    return sent
 
 
 def report_progress(job_id: int, percent: float, message: str = "") -> None:

@@ -19,3 +19,11 @@ def demo_countdown(job_id: int, steps: int = 10, delay_s: float = 0.2, fail_at: 
         return {"steps": steps}
 
     return run_job(job_id, work)
+
+
+@shared_task(name="apps.common.tasks.resend_unsent_jobs", ignore_result=True)
+def resend_unsent_jobs() -> int:
+    """Beat: publish jobs accepted while the broker was down."""
+    from apps.common.jobs import resend_unsent_jobs as resend
+
+    return resend()

@@ -45,3 +45,39 @@ def test_it_shows_jobs_page_with_polling_partial(staff_client):
     assert b'hx-get="/jobs/table/"' in page.content
     partial = staff_client.get("/jobs/table/")
     assert b"42%" in partial.content and b"halfway" in partial.content
+
+
+@pytest.mark.django_db
+def test_it_keeps_a_job_accepted_while_the_broker_is_down(django_capture_on_commit_callbacks):
+    from kombu.exceptions import OperationalError
+
+    from apps.common.jobs import resend_unsent_jobs
+    from config.celery import app
+
+    app.conf.task_always_eager = False
+    old = app.conf.broker_url, app.conf.broker_connection_max_retries
+    app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens there
+    app.conf.broker_connection_max_retries = 0
+    _reset_pools(app)
+    try:
+        with pytest.raises(OperationalError):
+            with django_capture_on_commit_callbacks(execute=True):
+                job = enqueue(demo_countdown, "common.demo", steps=1, delay_s=0)
+    finally:
+        app.conf.broker_url, app.conf.broker_connection_max_retries = old
+        _reset_pools(app)
+        app.conf.task_always_eager = True
+    job = Job.objects.get(kind="common.demo")
+    assert job.state == Job.State.QUEUED and job.task_id == ""
+    assert "broker" in job.message
+    # Broker back: the sweeper publishes it (eager here, so it also runs).
+    Job.objects.filter(pk=job.pk).update(created_at=job.created_at - __import__("datetime").timedelta(minutes=5))
+    assert resend_unsent_jobs() == 1
+    job.refresh_from_db()
+    assert job.state == Job.State.SUCCEEDED
+
+
+def _reset_pools(app) -> None:
+    """Drop pooled broker connections so the next publish uses the current URL."""
+    app._pool = None
+    app.amqp._producer_pool = None
