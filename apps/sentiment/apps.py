@@ -4,3 +4,16 @@ from django.apps import AppConfig
 class SentimentConfig(AppConfig):
     name = "apps.sentiment"
     label = "sentiment"
+    verbose_name = "Sentiment: news monitor, alerts, webhooks"
+
+    def ready(self) -> None:
+        from django.conf import settings
+
+        every_minute = 60.0
+        settings.CELERY_BEAT_SCHEDULE.update({
+            "sentiment-poll-feeds": {"task": "apps.sentiment.tasks.poll_due_feeds", "schedule": every_minute},
+            "sentiment-evaluate-rules": {"task": "apps.sentiment.tasks.evaluate_alert_rules",
+                                         "schedule": every_minute},
+            "sentiment-send-due-webhooks": {"task": "apps.sentiment.tasks.send_due_webhooks",
+                                            "schedule": every_minute},
+        })

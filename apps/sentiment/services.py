@@ -1,0 +1,457 @@
+"""News in, labels on, trends up: ingest (API batch, CSV, feeds), ticker
+extraction, classification with the registry's model, trend buckets,
+staff corrections."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import logging
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from apps.sentiment import conf
+from apps.sentiment.models import (
+    BUCKET_SECONDS,
+    SENTIMENT_SCORE,
+    SENTIMENTS,
+    Classification,
+    Company,
+    NewsItem,
+    NewsSource,
+    Scope,
+    TrendBucket,
+    bucket_start,
+)
+
+log = logging.getLogger(__name__)
+Progress = Callable[[float, str], None]
+
+
+def _noop(pct: float, msg: str = "") -> None:
+    return None
+
+
+# --- ingest -------------------------------------------------------------------
+
+class IngestError(ValueError):
+    """The whole input is unusable (not one bad item: those are reported per item)."""
+
+
+@dataclass
+class IngestResult:
+    created: list[int] = field(default_factory=list)        # new NewsItem ids
+    duplicates: list[dict] = field(default_factory=list)    # {"index", "reason", "id"}
+    rejected: list[dict] = field(default_factory=list)      # {"index", "reason"}
+
+    def as_dict(self) -> dict:
+        return {
+            "created": len(self.created), "duplicates": len(self.duplicates), "rejected": len(self.rejected),
+            "created_ids": self.created, "duplicate_items": self.duplicates, "rejected_items": self.rejected,
+        }
+
+
+def content_hash(headline: str, body: str = "") -> str:
+    norm = " ".join(f"{headline}\n{body}".lower().split())
+    return hashlib.sha256(norm.encode()).hexdigest()
+
+
+def parse_published(value) -> datetime:
+    """ISO 8601 (a bare date or naive time counts as UTC), RFC 2822, or epoch seconds."""
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        dt = datetime.fromtimestamp(float(value), tz=UTC)
+    elif isinstance(value, str) and value.strip():
+        raw = value.strip()
+        dt = parse_datetime(raw.replace(" ", "T", 1) if len(raw) > 10 and raw[10] == " " else raw)
+        if dt is None and re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
+            dt = datetime.fromisoformat(raw)
+        if dt is None:
+            try:
+                dt = parsedate_to_datetime(raw)
+            except (TypeError, ValueError):
+                dt = None
+        if dt is None:
+            raise ValueError(f"published_at {raw[:40]!r} is not an ISO 8601 or RFC 2822 time")
+    else:
+        raise ValueError("published_at must be a time string or epoch seconds")
+    if timezone.is_naive(dt):
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)
+
+
+_CASHTAG = re.compile(r"(?<![\w$])\$([A-Za-z]{1,6}(?:\.[A-Za-z]{1,2})?)\b")
+
+
+class TickerExtractor:
+    """Cashtags ($ACME) plus the names and aliases in the company list."""
+
+    def __init__(self, companies: Iterable[Company] | None = None):
+        companies = list(Company.objects.all() if companies is None else companies)
+        self.known = {c.ticker.upper() for c in companies}
+        names: dict[str, str] = {}
+        for c in companies:
+            for name in [c.name, *(c.aliases or [])]:
+                if name and len(name) >= 2:
+                    names[name] = c.ticker.upper()
+        self.names = names
+        self.pattern = (
+            re.compile(r"\b(" + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) + r")\b")
+            if names else None
+        )
+
+    def extract(self, text: str) -> list[str]:
+        found: list[str] = []
+        for m in _CASHTAG.finditer(text):
+            t = m.group(1).upper()
+            if t not in found:
+                found.append(t)
+        if self.pattern is not None:
+            for m in self.pattern.finditer(text):
+                t = self.names[m.group(1)]
+                if t not in found:
+                    found.append(t)
+        return found
+
+
+@dataclass
+class _Clean:
+    index: int
+    url: str
+    headline: str
+    body: str
+    published_at: datetime
+    gold_topic: str
+    gold_sentiment: str
+    hash: str
+
+
+def _clean_item(index: int, raw, labelled: bool, topics: list[str], now: datetime) -> _Clean:
+    if not isinstance(raw, dict):
+        raise ValueError("an item must be an object with url, headline, published_at")
+    url = str(raw.get("url") or "").strip()
+    parts = urlsplit(url)
+    if not url:
+        raise ValueError("url is required")
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ValueError(f"url {url[:80]!r} is not an http(s) URL")
+    if len(url) > 1000:
+        raise ValueError("url is longer than 1000 characters")
+    headline = " ".join(str(raw.get("headline") or raw.get("title") or "").split())
+    if not headline:
+        raise ValueError("headline is required")
+    if len(headline) > 500:
+        raise ValueError("headline is longer than 500 characters")
+    body = str(raw.get("body") or "").strip()
+    if len(body) > 20000:
+        raise ValueError("body is longer than 20000 characters")
+    published = raw.get("published_at")
+    published_at = now if published in (None, "") else parse_published(published)
+    if published_at > now + timedelta(days=1):
+        raise ValueError("published_at is more than a day in the future")
+    gold_topic = gold_sentiment = ""
+    if labelled:
+        gold_topic = str(raw.get("topic") or "").strip().lower()
+        gold_sentiment = str(raw.get("sentiment") or "").strip().lower()
+        if gold_topic and gold_topic not in topics:
+            raise ValueError(f"topic {gold_topic!r} is not one of {', '.join(topics)}")
+        if gold_sentiment and gold_sentiment not in SENTIMENTS:
+            raise ValueError(f"sentiment {gold_sentiment!r} is not one of {', '.join(SENTIMENTS)}")
+    return _Clean(index, url, headline, body, published_at, gold_topic, gold_sentiment, content_hash(headline, body))
+
+
+def ingest_items(raw_items: list, source: NewsSource, *, labelled: bool = False,
+                 extractor: TickerExtractor | None = None) -> IngestResult:
+    """Validate, deduplicate (by url and by content hash) and store news items.
+
+    Idempotent: sending the same items again stores nothing new. A bad item is
+    reported with its index and reason; the others go in."""
+    if not isinstance(raw_items, list):
+        raise IngestError("items must be a list")
+    result = IngestResult()
+    now = timezone.now()
+    topics = conf.topics()
+    clean: list[_Clean] = []
+    seen_urls: dict[str, int] = {}
+    seen_hashes: dict[str, int] = {}
+    for i, raw in enumerate(raw_items):
+        try:
+            item = _clean_item(i, raw, labelled, topics, now)
+        except ValueError as exc:
+            result.rejected.append({"index": i, "reason": str(exc)})
+            continue
+        if item.url in seen_urls:
+            result.duplicates.append({"index": i, "reason": f"same url as item {seen_urls[item.url]}", "id": None})
+            continue
+        if item.hash in seen_hashes:
+            result.duplicates.append({"index": i, "reason": f"same content as item {seen_hashes[item.hash]}",
+                                      "id": None})
+            continue
+        seen_urls[item.url] = i
+        seen_hashes[item.hash] = i
+        clean.append(item)
+
+    existing_url: dict[str, int] = {}
+    existing_hash: dict[str, int] = {}
+    for start in range(0, len(clean), 500):
+        chunk = clean[start:start + 500]
+        existing_url.update(NewsItem.objects.filter(url__in=[c.url for c in chunk]).values_list("url", "id"))
+        existing_hash.update(NewsItem.objects.filter(content_hash__in=[c.hash for c in chunk])
+                             .values_list("content_hash", "id"))
+    fresh: list[_Clean] = []
+    for c in clean:
+        if c.url in existing_url:
+            result.duplicates.append({"index": c.index, "reason": "url already stored", "id": existing_url[c.url]})
+        elif c.hash in existing_hash:
+            result.duplicates.append({"index": c.index, "reason": "same headline and body already stored",
+                                      "id": existing_hash[c.hash]})
+        else:
+            fresh.append(c)
+
+    extractor = extractor or TickerExtractor()
+    with transaction.atomic():  # one commit for the batch; each insert is its own savepoint
+        for c in fresh:
+            obj = NewsItem(source=source, url=c.url, headline=c.headline, body=c.body,
+                           published_at=c.published_at, ingested_at=now, content_hash=c.hash,
+                           tickers=extractor.extract(f"{c.headline} {c.body}"),
+                           gold_topic=c.gold_topic, gold_sentiment=c.gold_sentiment)
+            try:
+                with transaction.atomic():
+                    obj.save()
+            except IntegrityError:
+                # Another ingest stored the same url or content between our check and our insert.
+                result.duplicates.append({"index": c.index, "reason": "stored concurrently by another ingest",
+                                          "id": None})
+                continue
+            result.created.append(obj.pk)
+    result.duplicates.sort(key=lambda d: d["index"])
+    return result
+
+
+CSV_COLUMNS = {"url", "headline"}
+
+
+def parse_csv(data: bytes) -> tuple[list[dict], bool]:
+    """Rows of a news CSV (columns url, headline, body, published_at[, source, topic, sentiment]).
+    Returns (rows, labelled) where labelled says topic/sentiment columns are present."""
+    if len(data) > conf.MAX_CSV_BYTES:
+        raise IngestError(f"the CSV is larger than {conf.MAX_CSV_BYTES // (1024 * 1024)} MB")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise IngestError(f"the CSV is not UTF-8 (byte {exc.start})") from exc
+    reader = csv.DictReader(io.StringIO(text))
+    header = {h.strip().lower() for h in (reader.fieldnames or [])}
+    missing = CSV_COLUMNS - header
+    if missing:
+        raise IngestError(f"the CSV lacks column(s) {', '.join(sorted(missing))}; "
+                          "expected url, headline, body, published_at")
+    rows = [{(k or "").strip().lower(): v for k, v in row.items()} for row in reader]
+    return rows, bool({"topic", "sentiment"} & header)
+
+
+def ingest_csv(data: bytes, source: NewsSource, progress: Progress = _noop) -> IngestResult:
+    rows, labelled = parse_csv(data)
+    extractor = TickerExtractor()
+    total = IngestResult()
+    step = 500
+    for start in range(0, len(rows), step):
+        part = ingest_items(rows[start:start + step], source, labelled=labelled, extractor=extractor)
+        total.created += part.created
+        total.duplicates += [{**d, "index": d["index"] + start} for d in part.duplicates]
+        total.rejected += [{**r, "index": r["index"] + start} for r in part.rejected]
+        progress(100 * min(len(rows), start + step) / max(1, len(rows)), f"{start + step} of {len(rows)} rows")
+    return total
+
+
+def source_named(name: str, kind: str = NewsSource.Kind.API) -> NewsSource:
+    name = (name or "").strip()[:200] or ("api" if kind == NewsSource.Kind.API else kind)
+    src, _ = NewsSource.objects.get_or_create(name=name, defaults={"kind": kind})
+    return src
+
+
+# --- feeds --------------------------------------------------------------------
+
+def feed_entries(data: bytes) -> list[dict]:
+    """RSS/Atom bytes → item dicts (url, headline, body, published_at)."""
+    import feedparser
+
+    parsed = feedparser.parse(data)
+    if parsed.bozo and not parsed.entries:
+        raise IngestError(f"not a readable RSS/Atom feed: {parsed.get('bozo_exception')}")
+    items = []
+    for e in parsed.entries:
+        when = e.get("published_parsed") or e.get("updated_parsed")
+        items.append({
+            "url": e.get("link") or e.get("id") or "",
+            "headline": e.get("title") or "",
+            "body": re.sub(r"<[^>]+>", " ", e.get("summary") or "")[:20000],
+            "published_at": datetime(*when[:6], tzinfo=UTC) if when else None,
+        })
+    return items
+
+
+def poll_source(source: NewsSource) -> IngestResult:
+    """Fetch one feed through the outbound wrapper, ingest its entries, note the outcome."""
+    from apps.common.http import OutboundError, request
+
+    now = timezone.now()
+    try:
+        resp = request("GET", source.url, headers={"Accept": "application/rss+xml, application/atom+xml, */*"})
+        if not resp.ok:
+            raise IngestError(f"the feed answered HTTP {resp.status}")
+        result = ingest_items(feed_entries(resp.body), source)
+    except (OutboundError, IngestError) as exc:
+        NewsSource.objects.filter(pk=source.pk).update(last_polled_at=now, last_status=f"error: {exc}"[:300])
+        raise
+    NewsSource.objects.filter(pk=source.pk).update(
+        last_polled_at=now,
+        last_status=f"ok: {len(result.created)} new, {len(result.duplicates)} seen, {len(result.rejected)} bad",
+    )
+    return result
+
+
+def due_sources(now=None) -> list[NewsSource]:
+    return [s for s in NewsSource.objects.filter(kind=NewsSource.Kind.RSS, enabled=True) if s.is_due(now)]
+
+
+# --- trends -------------------------------------------------------------------
+
+def apply_trends(rows: Iterable[tuple[datetime, str, str, list[str]]], sign: int = 1) -> int:
+    """Add (sign=+1) or remove (-1) items to the trend buckets: each row is
+    (published_at, topic, sentiment, tickers). Returns the buckets touched."""
+    agg: dict[tuple[str, str, str, datetime], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for published_at, topic, sentiment, tickers in rows:
+        keys = [(Scope.TOPIC, topic)] + [(Scope.COMPANY, t) for t in (tickers or [])]
+        for size in BUCKET_SECONDS:
+            start = bucket_start(published_at, size)
+            for scope, key in keys:
+                a = agg[(scope, key, size, start)]
+                a[0] += sign
+                a[1] += sign if sentiment == "negative" else 0
+                a[2] += sign * SENTIMENT_SCORE.get(sentiment, 0)
+    for (scope, key, size, start), (n, neg, s) in agg.items():
+        _upsert_bucket(scope, key, size, start, n, neg, s)
+    return len(agg)
+
+
+def _upsert_bucket(scope: str, key: str, size: str, start: datetime, n: int, neg: int, s: int) -> None:
+    qs = TrendBucket.objects.filter(scope=scope, key=key[:40], size=size, start=start)
+    if qs.update(count=F("count") + n, negative_count=F("negative_count") + neg,
+                 sentiment_sum=F("sentiment_sum") + s):
+        return
+    try:
+        with transaction.atomic():
+            TrendBucket.objects.create(scope=scope, key=key[:40], size=size, start=start, count=max(0, n),
+                                       negative_count=max(0, neg), sentiment_sum=s)
+    except IntegrityError:  # created by a concurrent classifier since our update
+        qs.update(count=F("count") + n, negative_count=F("negative_count") + neg,
+                  sentiment_sum=F("sentiment_sum") + s)
+
+
+# --- classification -----------------------------------------------------------
+
+class NoModelError(RuntimeError):
+    pass
+
+
+def load_model():
+    """The promoted sentiment.news classifier, cached per process; None if none is trained."""
+    from apps.common import engine
+
+    def loader(path):
+        from aigc_core.models.classifier import EncoderClassifier
+
+        return EncoderClassifier.load(path)
+
+    return engine.load_current(conf.MODEL_NAME, loader)
+
+
+def classify_texts(model, texts: list[str]) -> list[dict]:
+    """Per text: topic, sentiment, confidences and the full probability tables."""
+    probs = model.predict_proba(texts)
+    heads = model.config.heads
+    out = []
+    for i in range(len(texts)):
+        row: dict = {"probabilities": {}}
+        for head in ("topic", "sentiment"):
+            if head not in probs:
+                continue
+            p = probs[head][i]
+            labels = heads[head]
+            j = int(p.argmax())
+            row[head] = labels[j]
+            row[f"{head}_confidence"] = float(p[j])
+            row["probabilities"][head] = {lab: round(float(x), 4) for lab, x in zip(labels, p, strict=True)}
+        out.append(row)
+    return out
+
+
+def classify_pending(progress: Progress = _noop, limit: int | None = None) -> dict:
+    """Classify every item that has no classification yet, in batches; upsert trends."""
+    loaded = load_model()
+    if loaded is None:
+        return {"classified": 0, "note": "no sentiment.news model is trained yet"}
+    model, version = loaded.obj, loaded.version
+    pending = NewsItem.objects.filter(classification__isnull=True).order_by("published_at", "id")
+    total = pending.count() if limit is None else min(limit, pending.count())
+    done = 0
+    progress(0, f"{total} items to classify")
+    while done < total:
+        batch = list(pending.only("id", "headline", "body", "published_at", "tickers")[:conf.CLASSIFY_BATCH])
+        if not batch:
+            break
+        preds = classify_texts(model, [it.text for it in batch])
+        with transaction.atomic():
+            # Items another job classified meanwhile are skipped (one-to-one).
+            taken = set(Classification.objects.filter(item_id__in=[it.pk for it in batch])
+                        .values_list("item_id", flat=True))
+            objs, rows = [], []
+            for it, p in zip(batch, preds, strict=True):
+                if it.pk in taken:
+                    continue
+                topic = p.get("topic", "")
+                objs.append(Classification(
+                    item=it, topic=topic, sentiment=p["sentiment"], topic_confidence=p.get("topic_confidence", 0),
+                    sentiment_confidence=p["sentiment_confidence"], probabilities=p["probabilities"],
+                    predicted_topic=topic, predicted_sentiment=p["sentiment"], model_version=version,
+                ))
+                rows.append((it.published_at, topic, p["sentiment"], it.tickers))
+            Classification.objects.bulk_create(objs)
+            apply_trends(rows)
+        done += len(batch)
+        progress(100 * done / max(1, total), f"classified {done} of {total}")
+    return {"classified": done, "model_version": version}
+
+
+def correct_label(item: NewsItem, user, topic: str | None = None, sentiment: str | None = None) -> Classification:
+    """A staff correction: the label becomes gold (next training run uses it) and trends move."""
+    topics = conf.topics()
+    if topic is not None and topic not in topics:
+        raise ValueError(f"topic must be one of {', '.join(topics)}")
+    if sentiment is not None and sentiment not in SENTIMENTS:
+        raise ValueError(f"sentiment must be one of {', '.join(SENTIMENTS)}")
+    with transaction.atomic():
+        cls = Classification.objects.select_for_update().filter(item=item).first()
+        if cls is None:
+            raise ValueError("this item is not classified yet")
+        apply_trends([(item.published_at, cls.topic, cls.sentiment, item.tickers)], sign=-1)
+        cls.topic = topic or cls.topic
+        cls.sentiment = sentiment or cls.sentiment
+        cls.corrected_by = user if getattr(user, "pk", None) else None
+        cls.corrected_at = timezone.now()
+        cls.save()
+        apply_trends([(item.published_at, cls.topic, cls.sentiment, item.tickers)])
+        NewsItem.objects.filter(pk=item.pk).update(gold_topic=cls.topic, gold_sentiment=cls.sentiment)
+    return cls
