@@ -92,6 +92,11 @@ def slots_in(template: str) -> list[str]:
 def fill(template: str, values: dict[str, str]) -> tuple[str, list[str]]:
     """Fill placeholders; returns (text, slots that had no value and got a neutral phrase)."""
     missing: list[str] = []
+    # A missing order number or date is left out with its little preposition, not padded.
+    for slot, pattern in (("order_id", r"\s*(?:number\s+)?\{order_id\}"), ("date", r"\s*(?:on|by|from|since)?\s*\{date\}")):
+        if not values.get(slot) and "{" + slot + "}" in template:
+            missing.append(slot)
+            template = re.sub(pattern, "", template)
 
     def repl(m: re.Match) -> str:
         slot = m.group(1)

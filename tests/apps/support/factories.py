@@ -52,3 +52,28 @@ KB = {
     "gift-cards.md": "# Gift cards\n\nGift cards never expire and can be used for any product. "
                      "They cannot be exchanged for cash.",
 }
+
+
+OUT_OF_SCOPE = "What is the boiling point of mercury in Kelvin?"
+
+
+def training_lists() -> tuple[list[dict], dict[int, dict], list[dict]]:
+    """Pairs, templates and KB chunks as build_bot takes them (no database)."""
+    from apps.support.ingest import split_markdown
+    from apps.support.slots import templatize
+
+    pairs, templates = [], {}
+    for tid, intent in enumerate(QUESTIONS, start=1):
+        templates[tid] = {"text": templatize(ANSWERS[intent].format(name="Anna", order="#40001"), {"Anna"})[0],
+                          "intent": intent}
+    for row_q, row_a in zip(transcript_rows(repeat=2)[::2], transcript_rows(repeat=2)[1::2], strict=True):
+        tid = list(QUESTIONS).index(row_q["intent"]) + 1
+        pairs.append({"question": row_q["text"], "answer": row_a["text"], "label": row_q["intent"],
+                      "template_id": tid})
+    chunks = []
+    for art_id, (name, text) in enumerate(KB.items(), start=1):
+        title, parts = split_markdown(text)
+        for j, (heading, chunk) in enumerate(parts):
+            chunks.append({"chunk_id": art_id * 100 + j, "article_id": art_id, "title": title,
+                           "slug": name[:-3], "url": f"/help/{name[:-3]}", "heading": heading, "text": chunk})
+    return pairs, templates, chunks

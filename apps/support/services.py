@@ -1,0 +1,429 @@
+"""Support logic: training and versions, answering a message, the hand-off to
+agents, feedback, uploads and the dashboard's numbers. Views, API views, tasks
+and tests all call these functions."""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from apps.common import engine
+from apps.support import slots as slot_lib
+from apps.support.bot import Bot, build_bot
+from apps.support.models import (
+    AnswerTemplate,
+    BotSettings,
+    Conversation,
+    Feedback,
+    KBChunk,
+    Message,
+    TranscriptPair,
+)
+
+log = logging.getLogger(__name__)
+Progress = Callable[[float, str], None]
+
+MODEL_NAME = "support.bot"
+MAX_MESSAGE_CHARS = 2000
+LLM_TIMEOUT_S = 20
+
+
+class SupportError(ValueError):
+    """A request the support app cannot carry out; the message says why."""
+
+
+# -- training and versions ---------------------------------------------------------
+
+def training_data() -> tuple[list[dict], dict[int, dict], list[dict]]:
+    pairs = [
+        {"question": p.question, "answer": p.answer, "label": p.label, "template_id": p.template_id}
+        for p in TranscriptPair.objects.select_related("cluster").order_by("id")
+    ]
+    templates = {t.pk: {"text": t.text, "intent": t.intent} for t in AnswerTemplate.objects.all()}
+    chunks = [
+        {"chunk_id": c.pk, "article_id": c.article_id, "title": c.article.title, "slug": c.article.slug,
+         "url": c.article.url, "heading": c.heading, "text": c.text}
+        for c in KBChunk.objects.select_related("article").order_by("article_id", "ordinal")
+    ]
+    return pairs, templates, chunks
+
+
+def train_bot(progress: Progress | None = None, promote: bool = True, **build_kwargs) -> dict:
+    """Train every part of the bot and save it as the next "support.bot" version."""
+    from aigc_core.data import dataset_hash
+
+    progress = progress or (lambda pct, msg: None)
+    pairs, templates, chunks = training_data()
+    if not pairs and not chunks:
+        raise SupportError("Nothing to train on yet: import transcripts or knowledge-base articles first.")
+    with tempfile.TemporaryDirectory(prefix="support-bot-") as tmp:
+        metrics = build_bot(Path(tmp), pairs, templates, chunks, progress, **build_kwargs)
+        data_hash = dataset_hash([json.dumps([p["question"], p["label"], p["template_id"]]) for p in pairs]
+                                 + [c["text"] for c in chunks])
+        version = engine.registry().save(
+            MODEL_NAME, writer=lambda d: shutil.copytree(tmp, d, dirs_exist_ok=True), metrics=metrics,
+            data_hash=data_hash, config={"pairs": len(pairs), "templates": len(templates), "chunks": len(chunks)},
+            promote=promote,
+        )
+    engine.forget(MODEL_NAME)
+    if promote and "suggested_threshold" in metrics and not BotSettings.objects.filter(pk=1).exists():
+        BotSettings.objects.create(pk=1, threshold=metrics["suggested_threshold"])
+    return {"version": version.version, **{k: v for k, v in metrics.items() if k != "curve"}}
+
+
+def versions() -> list:
+    return list(reversed(engine.registry().versions(MODEL_NAME)))
+
+
+def current_version():
+    return engine.registry().current(MODEL_NAME)
+
+
+def promote_version(version: int):
+    try:
+        mv = engine.registry().promote(MODEL_NAME, version)
+    except LookupError as exc:
+        raise SupportError(f"There is no version {version} of the support bot.") from exc
+    engine.forget(MODEL_NAME)
+    return mv
+
+
+def rollback_version():
+    try:
+        mv = engine.registry().rollback(MODEL_NAME)
+    except Exception as exc:  # RegistryError: nothing older to roll back to
+        raise SupportError(f"Cannot roll back: {exc}") from exc
+    engine.forget(MODEL_NAME)
+    return mv
+
+
+def load_bot() -> Bot | None:
+    loaded = engine.load_current(MODEL_NAME, Bot.load)
+    return loaded.obj if loaded else None
+
+
+# -- answering ------------------------------------------------------------------------
+
+@dataclass
+class Reply:
+    text: str
+    intent: str
+    confidence: float
+    sources: list[dict] = field(default_factory=list)
+    handed_off: bool = False
+    kind: str = ""  # template | kb | llm | handoff | silent (an agent has the conversation)
+    customer_message_id: int | None = None
+    message_id: int | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def compose_reply(text: str, known_slots: dict[str, str] | None = None, bot: Bot | None = None,
+                  bot_settings: BotSettings | None = None) -> Reply:
+    """The bot's answer to one message, without touching conversations (benchmarks use it)."""
+    bot = bot if bot is not None else load_bot()
+    cfg = bot_settings or BotSettings.get()
+    if bot is None:
+        return Reply(cfg.handoff_text, "", 0.0, [], True, "handoff")
+    cand = bot.candidate(text)
+    values = {**(known_slots or {}), **slot_lib.extract_slots(text)}
+    passages = [p for p in cand.passages if p["score"] >= cfg.kb_min_score]
+    # A question nearer to a KB passage than to any past question is a KB question.
+    kb_closer = bool(passages) and passages[0]["score"] > cand.similarity
+    if cand.template_id is not None and cand.confidence >= cfg.threshold and not kb_closer:
+        filled, _missing = slot_lib.fill(cand.template_text, values)
+        matched = cand.neighbours[0]["question"] if cand.neighbours else ""
+        reply = Reply(filled, cand.intent, cand.confidence,
+                      [{"type": "template", "template_id": cand.template_id, "matched_question": matched}],
+                      False, "template")
+        context = [filled]
+    elif passages:
+        reply = Reply(compose_from_passages(passages), cand.intent, passages[0]["score"],
+                      [_source(p) for p in passages], False, "kb")
+        context = [p["text"] for p in passages]
+    else:
+        return Reply(cfg.handoff_text, cand.intent, cand.confidence, [], True, "handoff")
+    if settings.SUPPORT_LLM_URL:
+        generated = llm_reply(text, context)
+        if generated:
+            reply.text, reply.kind = generated, "llm"
+    return reply
+
+
+def _source(p: dict) -> dict:
+    return {"type": "kb", "title": p["title"], "slug": p["slug"], "url": p.get("url", ""),
+            "heading": p.get("heading", ""), "score": p["score"], "chunk_id": p.get("chunk_id")}
+
+
+def compose_from_passages(passages: list[dict]) -> str:
+    """A reply built from KB passages: the best one, and a second from another article if close."""
+    parts = [passages[0]["text"]]
+    for p in passages[1:]:
+        if p["article_id"] != passages[0]["article_id"] and p["score"] >= passages[0]["score"] - 0.05:
+            parts.append(p["text"])
+            break
+    return "Here is what our help centre says:\n\n" + "\n\n".join(parts)
+
+
+def llm_reply(question: str, context: list[str]) -> str:
+    """Ask an OpenAI-compatible /v1/chat/completions server to phrase the answer from
+    the retrieved context. Returns "" on any failure (the composed reply stands)."""
+    from apps.common.http import OutboundError, post_json
+
+    url = settings.SUPPORT_LLM_URL.rstrip("/")
+    if not url.endswith("/chat/completions"):
+        url += "/v1/chat/completions" if not url.endswith("/v1") else "/chat/completions"
+    payload = {
+        "model": getattr(settings, "SUPPORT_LLM_MODEL", "") or "default",
+        "temperature": 0.2,
+        "messages": [
+            {"role": "system", "content": "You are a shop's support assistant. Answer only from the context. "
+                                          "If the context does not answer the question, say so briefly."},
+            {"role": "user", "content": "Context:\n" + "\n---\n".join(context) + f"\n\nQuestion: {question}"},
+        ],
+    }
+    try:
+        resp = post_json(url, json.dumps(payload).encode(), timeout=LLM_TIMEOUT_S)
+        if not resp.ok:
+            log.warning("LLM server answered %s", resp.status)
+            return ""
+        content = json.loads(resp.body)["choices"][0]["message"]["content"]
+        return str(content).strip()[:MAX_MESSAGE_CHARS]
+    except (OutboundError, ValueError, KeyError, IndexError, TypeError) as exc:
+        log.warning("LLM reply failed: %s", exc)
+        return ""
+
+
+def _known_slots(conversation: Conversation) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for text in conversation.messages.filter(role=Message.Role.CUSTOMER).values_list("text", flat=True):
+        values.update(slot_lib.extract_slots(text))
+    return values
+
+
+def clean_message(text: str) -> str:
+    text = (text or "").strip()
+    if not text:
+        raise SupportError("The message is empty.")
+    if len(text) > MAX_MESSAGE_CHARS:
+        raise SupportError(f"The message is longer than {MAX_MESSAGE_CHARS} characters.")
+    return text
+
+
+def answer_message(conversation: Conversation, text: str) -> Reply:
+    """Store a customer's message and the bot's reply (or hand-off).
+
+    Once an agent has the conversation (waiting/agent) the bot stays quiet and
+    the message only waits for the agent."""
+    text = clean_message(text)
+    known = _known_slots(conversation)
+    now = timezone.now()
+    if conversation.status in (Conversation.Status.WAITING, Conversation.Status.AGENT):
+        with transaction.atomic():
+            msg = Message.objects.create(conversation=conversation, role=Message.Role.CUSTOMER, text=text)
+            Conversation.objects.filter(pk=conversation.pk).update(updated_at=now)
+        return Reply("", "", 0.0, [], True, "silent", customer_message_id=msg.pk)
+    reply = compose_reply(text, known)
+    with transaction.atomic():
+        customer = Message.objects.create(conversation=conversation, role=Message.Role.CUSTOMER, text=text,
+                                          intent=reply.intent, confidence=reply.confidence)
+        bot_msg = Message.objects.create(
+            conversation=conversation, role=Message.Role.BOT, text=reply.text, intent=reply.intent,
+            confidence=reply.confidence, sources=reply.sources, handed_off=reply.handed_off,
+            answer_kind=reply.kind,
+        )
+        fields = {"updated_at": timezone.now()}
+        if reply.handed_off:
+            fields.update(status=Conversation.Status.WAITING, handed_off_at=timezone.now())
+        elif conversation.status == Conversation.Status.CLOSED:
+            fields.update(status=Conversation.Status.BOT)
+        Conversation.objects.filter(pk=conversation.pk).update(**fields)
+        for k, v in fields.items():
+            setattr(conversation, k, v)
+    reply.customer_message_id, reply.message_id = customer.pk, bot_msg.pk
+    return reply
+
+
+def request_agent(conversation: Conversation) -> Conversation:
+    """The visitor asks for a person."""
+    if conversation.status in (Conversation.Status.BOT, Conversation.Status.CLOSED):
+        with transaction.atomic():
+            Message.objects.create(conversation=conversation, role=Message.Role.BOT,
+                                   text=BotSettings.get().handoff_text, handed_off=True, answer_kind="handoff")
+            conversation.status = Conversation.Status.WAITING
+            conversation.handed_off_at = conversation.updated_at = timezone.now()
+            conversation.save(update_fields=["status", "handed_off_at", "updated_at"])
+    return conversation
+
+
+def agent_reply(conversation: Conversation, text: str, user=None) -> Message:
+    text = clean_message(text)
+    with transaction.atomic():
+        msg = Message.objects.create(conversation=conversation, role=Message.Role.AGENT, text=text,
+                                     author=user if user is not None and getattr(user, "pk", None) else None)
+        conversation.status = Conversation.Status.AGENT
+        conversation.updated_at = timezone.now()
+        if msg.author and not conversation.assigned_to_id:
+            conversation.assigned_to = msg.author
+        conversation.save(update_fields=["status", "updated_at", "assigned_to"])
+    return msg
+
+
+def close_conversation(conversation: Conversation) -> Conversation:
+    conversation.status = Conversation.Status.CLOSED
+    conversation.updated_at = timezone.now()
+    conversation.save(update_fields=["status", "updated_at"])
+    return conversation
+
+
+def rate_message(message: Message, rating: int | str) -> Feedback:
+    value = {"up": 1, "down": -1, 1: 1, -1: -1, "1": 1, "-1": -1}.get(rating)
+    if value is None:
+        raise SupportError("rating must be 'up' or 'down'.")
+    if message.role != Message.Role.BOT:
+        raise SupportError("Only the bot's replies can be rated.")
+    fb, _ = Feedback.objects.update_or_create(message=message, defaults={"rating": value,
+                                                                         "created_at": timezone.now()})
+    return fb
+
+
+def inbox(status: str | None = None):
+    """Conversations for agents: waiting first (oldest hand-off first), then the rest by recency."""
+    qs = Conversation.objects.annotate(n_messages=Count("messages"))
+    if status:
+        qs = qs.filter(status=status)
+    from django.db.models import Case, IntegerField, Value, When
+
+    return qs.annotate(
+        rank=Case(When(status="waiting", then=Value(0)), When(status="agent", then=Value(1)),
+                  When(status="bot", then=Value(2)), default=Value(3), output_field=IntegerField())
+    ).order_by("rank", "-updated_at")
+
+
+# -- agent-assist -----------------------------------------------------------------------
+
+def agent_assist(conversation: Conversation, draft: str = "") -> dict:
+    """Top templates for the last customer message, filled with the conversation's
+    slots, and the language model's completion of the agent's draft."""
+    bot = load_bot()
+    last = conversation.messages.filter(role=Message.Role.CUSTOMER).order_by("-id").first()
+    if bot is None:
+        return {"suggestions": [], "completion": "", "ready": False}
+    known = _known_slots(conversation)
+    suggestions = []
+    if last:
+        for s in bot.suggest_templates(last.text, k=3):
+            s["filled"] = slot_lib.fill(s["text"], known)[0]
+            suggestions.append(s)
+    completion = bot.complete(draft[-300:]) if draft.strip() else ""
+    return {"suggestions": suggestions, "completion": completion, "ready": True}
+
+
+# -- unanswered questions -> templates / KB ---------------------------------------------
+
+def unanswered_questions(limit: int = 20) -> list[Message]:
+    """Customer messages the bot handed off or whose reply was rated down, newest first."""
+    bad_bot = Message.objects.filter(role=Message.Role.BOT).filter(Q(handed_off=True) | Q(feedback__rating=-1))
+    rows = []
+    for b in bad_bot.select_related("conversation").order_by("-id")[: limit * 3]:
+        q = Message.objects.filter(conversation_id=b.conversation_id, role=Message.Role.CUSTOMER,
+                                   id__lt=b.id).order_by("-id").first()
+        if q and q.pk not in {r.pk for r in rows}:
+            rows.append(q)
+        if len(rows) >= limit:
+            break
+    return rows
+
+
+def add_template(question: str, text: str, intent: str = "") -> AnswerTemplate:
+    """Staff answer an unanswered question: a new template and a training pair for it."""
+    question, text = clean_message(question), clean_message(text)
+    templated, _ = slot_lib.templatize(text)
+    with transaction.atomic():
+        tpl = AnswerTemplate.objects.create(text=templated, intent=intent.strip()[:100],
+                                            slots=slot_lib.slots_in(templated), source="staff", uses=1)
+        TranscriptPair.objects.create(conversation_ref="staff", question=question, answer=text,
+                                      intent=intent.strip()[:100], template=tpl, batch="staff")
+    return tpl
+
+
+def add_kb_entry(title: str, body: str, url: str = "") -> dict:
+    from apps.support.ingest import Document, ingest_kb
+
+    title = title.strip()
+    if not title or not body.strip():
+        raise SupportError("A KB entry needs a title and a body.")
+    return ingest_kb([Document(name=title, text=body, title=title, url=url)])
+
+
+# -- uploads (handed to worker jobs through the shared artifacts directory) -----------
+
+def upload_dir() -> Path:
+    path = Path(settings.AIGC_ARTIFACTS_DIR) / "support-uploads"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def store_upload(data: bytes, suffix: str) -> str:
+    name = f"{uuid.uuid4().hex}{suffix}"
+    (upload_dir() / name).write_bytes(data)
+    return name
+
+
+def read_upload(name: str) -> bytes:
+    path = upload_dir() / Path(name).name
+    if not path.exists():
+        raise SupportError(f"the upload {name} is gone")
+    return path.read_bytes()
+
+
+def drop_upload(name: str) -> None:
+    (upload_dir() / Path(name).name).unlink(missing_ok=True)
+
+
+# -- metrics --------------------------------------------------------------------------
+
+def dashboard_metrics(days: int = 14) -> dict:
+    since = timezone.now() - timedelta(days=days)
+    convs = Conversation.objects.filter(created_at__gte=since)
+    talked = convs.filter(messages__role=Message.Role.CUSTOMER).distinct()
+    total = talked.count()
+    handed = talked.filter(handed_off_at__isnull=False).count()
+    bot_msgs = Message.objects.filter(role=Message.Role.BOT, created_at__gte=since)
+    up = Feedback.objects.filter(message__in=bot_msgs, rating=1).count()
+    down = Feedback.objects.filter(message__in=bot_msgs, rating=-1).count()
+    intents = Counter(bot_msgs.exclude(intent="").exclude(handed_off=True).values_list("intent", flat=True))
+    day_rows: dict[str, dict] = {}
+    for i in range(days - 1, -1, -1):
+        d = (timezone.now() - timedelta(days=i)).date().isoformat()
+        day_rows[d] = {"conversations": 0, "handoffs": 0}
+    for created, handed_at in talked.values_list("created_at", "handed_off_at"):
+        d = created.date().isoformat()
+        if d in day_rows:
+            day_rows[d]["conversations"] += 1
+            day_rows[d]["handoffs"] += int(handed_at is not None)
+    return {
+        "days": days,
+        "conversations": total,
+        "handoffs": handed,
+        "containment": round((total - handed) / total, 4) if total else None,
+        "handoff_rate": round(handed / total, 4) if total else None,
+        "thumbs_up": up,
+        "thumbs_down": down,
+        "top_intents": intents.most_common(10),
+        "waiting": Conversation.objects.filter(status=Conversation.Status.WAITING).count(),
+        "daily": [{"day": d, **v} for d, v in day_rows.items()],
+    }

@@ -1,0 +1,34 @@
+"""Train one tiny support bot per test session and publish it in a registry."""
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def bot_artifacts(tmp_path_factory):
+    from aigc_core.registry import Registry
+    from apps.support.bot import build_bot
+    from apps.support.services import MODEL_NAME
+    from tests.apps.support.factories import training_lists
+
+    root = tmp_path_factory.mktemp("support-artifacts")
+    pairs, templates, chunks = training_lists()
+    metrics = {}
+
+    def writer(d):
+        metrics.update(build_bot(d, pairs, templates, chunks, intent_epochs=8, lm_epochs=1))
+
+    Registry(root).save(MODEL_NAME, writer=writer, metrics={"tiny": True})
+    return root, metrics
+
+
+@pytest.fixture
+def trained_bot(bot_artifacts, settings):
+    """The session's bot is the promoted "support.bot" for this test."""
+    from apps.common import engine
+
+    root, metrics = bot_artifacts
+    settings.AIGC_ARTIFACTS_DIR = root
+    engine.forget("support.bot")
+    yield metrics
+    engine.forget("support.bot")
