@@ -100,14 +100,18 @@ def _lr_lambda(schedule: str, warmup: int, total: int) -> Callable[[int], float]
     return factor
 
 
-def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+def _param_groups(model: nn.Module, weight_decay: float, lr: float, groups: list[dict] | None) -> list[dict]:
     # Decay matrices only: decaying biases and norm gains just hurts small models.
-    decay, no_decay = [], []
-    for p in model.parameters():
-        if p.requires_grad:
-            (decay if p.ndim >= 2 else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return [g for g in groups if g["params"]]
+    out = []
+    for group in groups or [{"params": model.parameters()}]:
+        decay, no_decay = [], []
+        for p in group["params"]:
+            if p.requires_grad:
+                (decay if p.ndim >= 2 else no_decay).append(p)
+        g_lr = group.get("lr", lr)
+        out += [{"params": decay, "weight_decay": weight_decay, "lr": g_lr},
+                {"params": no_decay, "weight_decay": 0.0, "lr": g_lr}]
+    return [g for g in out if g["params"]]
 
 
 class Trainer:
@@ -119,7 +123,11 @@ class Trainer:
         eval_fn: EvalFn | None = None,
         on_progress: ProgressFn | None = None,
         device: DeviceInfo | None = None,
+        param_groups: list[dict] | None = None,
     ):
+        """``param_groups``: optional [{"params": [...], "lr": ...}] for per-part learning
+        rates (a fine-tuned encoder wants a smaller LR than a fresh head); the schedule
+        scales every group alike."""
         if loss_fn is None:
             raise TypeError("Trainer needs loss_fn(model, batch) -> scalar loss tensor")
         self.model = model
@@ -127,6 +135,7 @@ class Trainer:
         self.loss_fn = loss_fn
         self.eval_fn = eval_fn
         self.on_progress = on_progress
+        self.param_groups = param_groups
         self.device = device or get_device()
         self.amp = self.config.amp and self.device.amp_dtype is not None
         # fp16 overflows without loss scaling; bf16 has fp32's range and needs none.
@@ -142,7 +151,7 @@ class Trainer:
         started = time.perf_counter()
         set_seed(cfg.seed)
         model = self.model.to(self.device.device)
-        params = _param_groups(model, cfg.weight_decay)
+        params = _param_groups(model, cfg.weight_decay, cfg.lr, self.param_groups)
         if not params:
             raise TrainingError("the model has no trainable parameters")
         try:

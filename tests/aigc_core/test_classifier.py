@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from aigc_core.models.classifier import (
+    BiGRUClassifier,
+    BiGRUConfig,
+    ClassifierConfig,
+    ClassifierError,
+    EncoderClassifier,
+    load_classifier,
+    train_bigru_classifier,
+    train_classifier,
+)
+from aigc_core.training import TrainConfig
+
+TOPICS = {
+    "billing": ["I was charged twice on my card", "my invoice shows the wrong amount",
+                "why did my payment fail", "refund the extra charge on my bill", "the price on my receipt is wrong"],
+    "shipping": ["my parcel has not arrived yet", "where is my delivery", "the courier lost my package",
+                 "tracking number shows no movement", "the box arrived damaged in transit"],
+    "account": ["I cannot log in to my account", "reset my password please", "how do I change my email address",
+                "my profile page will not load", "delete my user account"],
+}
+
+
+def toy_set(seed: int = 0, copies: int = 2):
+    rng = random.Random(seed)
+    rows = [(f"{t}{suffix}", topic) for topic, ts in TOPICS.items() for t in ts for suffix in ("", " today", "!")
+            for _ in range(copies)]
+    rng.shuffle(rows)
+    return [t for t, _ in rows], [y for _, y in rows]
+
+
+FAST = dict(batch_size=16, lr=3e-3, progress_bar=False, patience=0, warmup_ratio=0.0)
+
+
+def test_it_reaches_high_accuracy_on_a_separable_set_in_head_mode(tmp_path):
+    texts, ys = toy_set(copies=1)
+    val_texts = ["I got billed two times", "the package never came", "I forgot my login password"]
+    val_ys = ["billing", "shipping", "account"]
+    calls = []
+    model, m = train_classifier(texts, {"topic": ys}, ClassifierConfig(heads={"topic": []}),
+                                TrainConfig(epochs=15, **FAST), val_texts=val_texts, val_labels={"topic": val_ys},
+                                on_progress=lambda pct, msg: calls.append(pct))
+    assert m["topic/accuracy"] == 1.0 and m["macro_f1"] == 1.0 and calls[-1] == 100.0
+    preds = model.predict(val_texts)["topic"]
+    assert [label for label, _ in preds] == val_ys and all(0.34 < p <= 1.0 for _, p in preds)
+
+    model.save(tmp_path / "clf")
+    assert not (tmp_path / "clf" / "encoder.safetensors").exists()  # head mode: heads only
+    again = load_classifier(tmp_path / "clf")
+    assert isinstance(again, EncoderClassifier)
+    np.testing.assert_allclose(again.predict_proba(val_texts)["topic"], model.predict_proba(val_texts)["topic"],
+                               atol=1e-5)
+
+
+def test_it_trains_several_heads_with_missing_labels():
+    texts, topics = toy_set(copies=1)
+    urgency = ["urgent" if ("!" in t or "lost" in t) else "normal" for t in texts]
+    # Half the rows lack a topic, the other half lack an urgency: each head learns from its own rows.
+    topic_labels = [y if i % 2 else None for i, y in enumerate(topics)]
+    urgency_labels = [None if i % 2 else u for i, u in enumerate(urgency)]
+    cfg = ClassifierConfig(heads={"topic": ["account", "billing", "shipping"], "urgency": []}, hidden=0)
+    model, m = train_classifier(texts, {"topic": topic_labels, "urgency": urgency_labels}, cfg,
+                                TrainConfig(epochs=20, **FAST), val_texts=texts,
+                                val_labels={"topic": topics, "urgency": urgency})
+    assert m["topic/accuracy"] >= 0.9 and m["urgency/accuracy"] >= 0.8
+    proba = model.predict_proba(["where is my parcel!"])
+    assert proba["topic"].shape == (1, 3) and proba["urgency"].shape == (1, 2)
+    np.testing.assert_allclose(proba["topic"].sum(-1), 1.0, atol=1e-5)
+    with pytest.raises(ClassifierError, match="unknown|not in"):
+        train_classifier(texts, {"topic": ["weather"] * len(texts)}, cfg, TrainConfig(epochs=1, **FAST))
+
+
+def test_it_trains_the_bigru_baseline_and_reloads_it(tmp_path):
+    texts, ys = toy_set(copies=1)
+    model, m = train_bigru_classifier(texts, {"topic": ys}, BiGRUConfig(heads={"topic": []}, vocab_size=300,
+                                                                       embed_dim=32, hidden=32),
+                                      TrainConfig(epochs=6, **{**FAST, "lr": 1e-2}))
+    assert m["n_val"] > 0 and m["epochs_run"] == 6
+    losses = [row["train_loss"] for row in model.history]
+    assert losses[-1] < 0.7 * losses[0]
+    model.save(tmp_path / "gru")
+    again = load_classifier(tmp_path / "gru")
+    assert isinstance(again, BiGRUClassifier)
+    np.testing.assert_allclose(again.predict_proba(texts[:5])["topic"], model.predict_proba(texts[:5])["topic"],
+                               atol=1e-6)
+
+
+def test_it_fine_tunes_the_top_layers_and_saves_the_encoder(tmp_path):
+    texts, ys = toy_set(copies=1)
+    texts, ys = texts[:16], ys[:16]
+    cfg = ClassifierConfig(heads={"topic": sorted(TOPICS)}, mode="top", top_layers=1)
+    model, m = train_classifier(texts, ys, cfg, TrainConfig(epochs=1, **FAST), val_texts=texts[:4],
+                                val_labels=ys[:4])
+    trainable = {n.split(".")[3] for n, p in model.encoder.named_parameters() if p.requires_grad}
+    assert trainable == {"5"}  # only the last of MiniLM's 6 layers
+    model.save(tmp_path / "top")
+    assert (tmp_path / "top" / "encoder.safetensors").exists()
+    again = EncoderClassifier.load(tmp_path / "top")
+    np.testing.assert_allclose(again.predict_proba(texts[:3])["topic"], model.predict_proba(texts[:3])["topic"],
+                               atol=1e-4)
