@@ -1,7 +1,310 @@
+"""Staff dashboard: live feed, per-topic timelines with alert markers, alerts,
+rules editor, webhook subscriptions with delivery logs, sources and training."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django import forms
+from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
-from django.shortcuts import render
+from django.db import transaction
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from apps.common.jobs import enqueue
+from apps.common.models import Job
+from apps.sentiment import conf, services, webhooks
+from apps.sentiment.models import (
+    BUCKET_SECONDS,
+    SENTIMENTS,
+    Alert,
+    AlertRule,
+    BucketSize,
+    Delivery,
+    NewsItem,
+    NewsSource,
+    Scope,
+    TrendBucket,
+    WebhookSubscription,
+    bucket_start,
+)
+
+FEED_SIZE = 30
+TIMELINE_POINTS = {"5m": 288, "1h": 168, "1d": 60}
+
+
+def _feed():
+    return NewsItem.objects.select_related("source", "classification").order_by("-published_at", "-id")[:FEED_SIZE]
+
+
+def _model_info() -> dict:
+    from apps.common import engine
+
+    try:
+        reg = engine.registry()
+        current = reg.current(conf.MODEL_NAME)
+    except Exception as exc:  # a broken artifacts dir must not take the dashboard down
+        return {"error": str(exc)}
+    if current is None:
+        return {}
+    heads = [(h, current.metrics[h]) for h in ("topic", "sentiment") if isinstance(current.metrics.get(h), dict)]
+    return {"version": current.version, "created_at": current.created_at, "metrics": current.metrics,
+            "heads": heads}
 
 
 @staff_member_required
 def dashboard(request):
-    return render(request, "sentiment/dashboard.html")
+    size = request.GET.get("size", "1h")
+    if size not in BucketSize.values:
+        size = "1h"
+    return render(request, "sentiment/dashboard.html", {
+        "feed": _feed(),
+        "alerts": Alert.objects.select_related("rule").exclude(state=Alert.State.CANCELLED)[:20],
+        "size": size,
+        "sizes": BucketSize.choices,
+        "topics": conf.topics(),
+        "sentiments": SENTIMENTS,
+        "model": _model_info(),
+        "unclassified": NewsItem.objects.filter(classification__isnull=True).count(),
+        "total": NewsItem.objects.count(),
+        "jobs": Job.objects.filter(kind__startswith="sentiment.")[:5],
+    })
+
+
+@staff_member_required
+@require_GET
+def feed_partial(request):
+    return render(request, "sentiment/_feed.html", {"feed": _feed(), "topics": conf.topics(),
+                                                    "sentiments": SENTIMENTS})
+
+
+@staff_member_required
+@require_GET
+def alerts_partial(request):
+    return render(request, "sentiment/_alerts.html", {
+        "alerts": Alert.objects.select_related("rule").exclude(state=Alert.State.CANCELLED)[:20]})
+
+
+@staff_member_required
+@require_GET
+def timeline_data(request):
+    """Chart data: per topic (or the keys asked for), one series per bucket, ending
+    at the latest bucket with news, plus the alerts that fall in the range."""
+    size = request.GET.get("size", "1h")
+    if size not in BucketSize.values:
+        return JsonResponse({"detail": f"size must be one of {', '.join(BucketSize.values)}"}, status=400)
+    scope = request.GET.get("scope", Scope.TOPIC)
+    metric = request.GET.get("metric", "negative_count")
+    points = TIMELINE_POINTS[size]
+    step = timedelta(seconds=BUCKET_SECONDS[size])
+    latest = TrendBucket.objects.filter(scope=scope, size=size).order_by("-start").values_list("start", flat=True)
+    end = latest.first()
+    if end is None:
+        return JsonResponse({"labels": [], "starts": [], "series": [], "alerts": [], "size": size})
+    start = end - (points - 1) * step
+    keys = request.GET.getlist("key") or (conf.topics() if scope == Scope.TOPIC else sorted(set(
+        TrendBucket.objects.filter(scope=scope, size=size, start__gte=start).values_list("key", flat=True)))[:12])
+    starts = [start + i * step for i in range(points)]
+    index = {s: i for i, s in enumerate(starts)}
+    series = {k: {"count": [0] * points, "negative_count": [0] * points, "negative_share": [0.0] * points,
+                  "mean_sentiment": [0.0] * points} for k in keys}
+    for b in TrendBucket.objects.filter(scope=scope, size=size, key__in=keys, start__gte=start, start__lte=end):
+        i = index.get(b.start)
+        if i is None:
+            continue
+        s = series[b.key]
+        s["count"][i], s["negative_count"][i] = b.count, b.negative_count
+        s["negative_share"][i] = round(b.negative_share, 3)
+        s["mean_sentiment"][i] = round(b.mean_sentiment, 3)
+    alerts = []
+    for a in Alert.objects.filter(scope=scope, key__in=keys, started_at__gte=start - step,
+                                  started_at__lte=end).exclude(state=Alert.State.CANCELLED).select_related("rule"):
+        when = bucket_start(a.started_at, size)
+        if when in index:
+            alerts.append({"id": a.pk, "key": a.key, "state": a.state, "index": index[when],
+                           "start": a.started_at.isoformat(), "rule": a.rule.name, "value": a.peak_value})
+    fmt = "%m-%d" if size == "1d" else "%m-%d %H:%M"
+    return JsonResponse({
+        "size": size, "scope": scope, "metric": metric,
+        "labels": [s.strftime(fmt) for s in starts], "starts": [s.isoformat() for s in starts],
+        "series": [{"key": k, **v} for k, v in series.items()], "alerts": alerts,
+    })
+
+
+@staff_member_required
+@require_POST
+def correct_label(request, pk: int):
+    item = get_object_or_404(NewsItem, pk=pk)
+    topic = request.POST.get("topic") or None
+    sentiment = request.POST.get("sentiment") or None
+    try:
+        services.correct_label(item, request.user, topic=topic, sentiment=sentiment)
+    except ValueError as exc:
+        if request.headers.get("HX-Request"):
+            return render(request, "sentiment/_feed_row.html", {"item": item, "error": str(exc),
+                                                                "topics": conf.topics(), "sentiments": SENTIMENTS},
+                          status=400)
+        messages.error(request, str(exc))
+        return redirect("sentiment:dashboard")
+    item = NewsItem.objects.select_related("source", "classification").get(pk=pk)
+    if request.headers.get("HX-Request"):
+        return render(request, "sentiment/_feed_row.html", {"item": item, "topics": conf.topics(),
+                                                            "sentiments": SENTIMENTS, "saved": True})
+    messages.success(request, "Label corrected; the next training run uses it.")
+    return redirect("sentiment:dashboard")
+
+
+class RuleForm(forms.ModelForm):
+    class Meta:
+        model = AlertRule
+        fields = ["name", "scope", "key", "metric", "window", "sensitivity_z", "min_volume", "history", "warmup",
+                  "pending_for", "resolve_after", "cooldown_minutes", "enabled"]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("warmup") and data.get("history") and data["warmup"] > data["history"]:
+            self.add_error("warmup", "cannot exceed history")
+        if data.get("sensitivity_z") is not None and not 0.5 <= data["sensitivity_z"] <= 50:
+            self.add_error("sensitivity_z", "must be between 0.5 and 50")
+        key = (data.get("key") or "").strip()
+        if data.get("scope") == Scope.TOPIC and key and key not in conf.topics():
+            self.add_error("key", f"topic must be one of {', '.join(conf.topics())}")
+        if data.get("scope") == Scope.COMPANY:
+            data["key"] = key.upper().lstrip("$")
+        return data
+
+
+@staff_member_required
+def rules_page(request, pk: int | None = None):
+    rule = get_object_or_404(AlertRule, pk=pk) if pk else None
+    form = RuleForm(request.POST or None, instance=rule)
+    if request.method == "POST" and form.is_valid():
+        saved = form.save()
+        messages.success(request, f"Rule “{saved.name}” saved.")
+        return redirect("sentiment:rules")
+    return render(request, "sentiment/rules.html", {
+        "form": form, "rule": rule, "rules": AlertRule.objects.all(), "topics": conf.topics()})
+
+
+@staff_member_required
+@require_POST
+def rule_delete(request, pk: int):
+    rule = get_object_or_404(AlertRule, pk=pk)
+    rule.delete()
+    messages.success(request, f"Rule “{rule.name}” deleted.")
+    return redirect("sentiment:rules")
+
+
+@staff_member_required
+def webhooks_page(request):
+    new_secret = None
+    if request.method == "POST":
+        url = (request.POST.get("url") or "").strip()
+        try:
+            sub = webhooks.create_subscription(
+                url, description=request.POST.get("description", ""),
+                event_types=request.POST.getlist("event_types"),
+                scopes=[s for s in (request.POST.get("scopes") or "").replace(",", " ").split() if s])
+        except webhooks.SubscriptionError as exc:
+            messages.error(request, f"Not saved: {exc}")
+        else:
+            new_secret = sub.secret
+            messages.success(request, f"Subscription to {sub.url} created. Copy its signing secret now.")
+    return render(request, "sentiment/webhooks.html", {
+        "subs": WebhookSubscription.objects.all(), "event_types": WebhookSubscription.EVENT_TYPES,
+        "new_secret": new_secret,
+    })
+
+
+@staff_member_required
+def webhook_detail(request, pk: int):
+    sub = get_object_or_404(WebhookSubscription, pk=pk)
+    deliveries = (Delivery.objects.filter(subscription=sub).select_related("message")
+                  .prefetch_related("attempt_log").order_by("-created_at", "-id")[:100])
+    return render(request, "sentiment/webhook_detail.html", {"sub": sub, "deliveries": deliveries})
+
+
+@staff_member_required
+@require_POST
+def webhook_resend(request, pk: int):
+    sub = get_object_or_404(WebhookSubscription, pk=pk)
+    ids = [int(x) for x in request.POST.getlist("delivery") if x.isdigit()] or None
+    sent = webhooks.resend(sub, ids)
+    messages.success(request, f"Re-sending {len(sent)} failed deliveries in creation order."
+                     if sent else "No failed deliveries to re-send.")
+    return redirect("sentiment:webhook", pk=pk)
+
+
+@staff_member_required
+@require_POST
+def webhook_toggle(request, pk: int):
+    sub = get_object_or_404(WebhookSubscription, pk=pk)
+    if sub.enabled:
+        WebhookSubscription.objects.filter(pk=pk).update(enabled=False, disabled_reason="disabled by staff")
+        messages.success(request, "Subscription disabled.")
+    else:
+        WebhookSubscription.objects.filter(pk=pk).update(enabled=True, disabled_reason="", disabled_at=None,
+                                                         consecutive_failures=0)
+        messages.success(request, "Subscription enabled; pending deliveries go out within a minute.")
+    return redirect("sentiment:webhook", pk=pk)
+
+
+@staff_member_required
+def sources_page(request):
+    if request.method == "POST" and request.POST.get("action") == "feed":
+        name = (request.POST.get("name") or "").strip()
+        url = (request.POST.get("url") or "").strip()
+        try:
+            interval = max(60, int(request.POST.get("poll_interval_s") or 300))
+            webhooks.check_url(url)
+            if not name:
+                raise ValueError("a name is required")
+            NewsSource.objects.create(name=name, kind=NewsSource.Kind.RSS, url=url, poll_interval_s=interval)
+        except (ValueError, webhooks.SubscriptionError) as exc:
+            messages.error(request, f"Feed not added: {exc}")
+        except Exception as exc:  # e.g. a duplicate name
+            messages.error(request, f"Feed not added: {exc}")
+        else:
+            messages.success(request, f"Feed “{name}” added; it is polled every {interval} s.")
+        return redirect("sentiment:sources")
+    if request.method == "POST" and request.POST.get("action") == "csv":
+        upload = request.FILES.get("file")
+        if upload is None:
+            messages.error(request, "Choose a CSV file.")
+        elif upload.size > conf.MAX_CSV_BYTES:
+            messages.error(request, f"The CSV is larger than {conf.MAX_CSV_BYTES // (1024 * 1024)} MB.")
+        else:
+            try:
+                with transaction.atomic():
+                    source = services.source_named(request.POST.get("source") or "csv upload", NewsSource.Kind.CSV)
+                    result = services.ingest_csv(upload.read(), source)
+                    if result.created:
+                        from apps.sentiment.tasks import classify_news
+
+                        enqueue(classify_news, "sentiment.classify", user=request.user)
+            except services.IngestError as exc:
+                messages.error(request, f"Upload refused: {exc}")
+            else:
+                msg = (f"{len(result.created)} stored, {len(result.duplicates)} duplicates, "
+                       f"{len(result.rejected)} rejected")
+                if result.rejected:
+                    first = result.rejected[0]
+                    msg += f" (row {first['index'] + 2}: {first['reason']})"
+                messages.success(request, msg)
+        return redirect("sentiment:sources")
+    return render(request, "sentiment/sources.html", {
+        "sources": NewsSource.objects.all(), "model": _model_info(),
+        "labelled": NewsItem.objects.exclude(gold_topic="", gold_sentiment="").count(),
+        "jobs": Job.objects.filter(kind__startswith="sentiment.")[:10],
+    })
+
+
+@staff_member_required
+@require_POST
+def start_training(request):
+    from apps.sentiment.tasks import train_sentiment
+
+    job = enqueue(train_sentiment, "sentiment.train", user=request.user)
+    messages.success(request, f"Training queued as job #{job.pk}.")
+    return redirect("sentiment:sources")
