@@ -81,6 +81,7 @@ class Ranker:
     def score(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, np.float32)
         z = (X - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        z = np.clip(z, -5.0, 5.0)  # a feature far outside training (a brand-new item) cannot dominate
         return z @ np.asarray(self.coef, np.float32) + np.float32(self.intercept)
 
     @classmethod

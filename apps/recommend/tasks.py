@@ -1,0 +1,26 @@
+"""Recommend tasks: thin wrappers that run a service function under a Job record."""
+from __future__ import annotations
+
+from celery import shared_task
+
+from apps.common.jobs import run_job
+
+
+@shared_task(name="apps.recommend.tasks.train_recommender", acks_late=True)
+def train_recommender(job_id: int, epochs: int | None = None) -> dict:
+    """Queue "train": fit the two-tower + ranker, evaluate, publish recommend.model."""
+    from apps.recommend import services
+
+    return run_job(job_id, lambda progress: services.train_recommender(progress, epochs=epochs))
+
+
+@shared_task(name="apps.recommend.tasks.import_catalogue", acks_late=True)
+def import_catalogue(job_id: int, rows: list[dict]) -> dict:
+    """Large catalogue uploads run here so the request returns at once."""
+    from apps.recommend import services
+
+    def work(progress):
+        progress(5, f"importing {len(rows)} items")
+        return services.upsert_items(rows).as_dict()
+
+    return run_job(job_id, work)
