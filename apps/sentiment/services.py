@@ -262,16 +262,26 @@ def parse_csv(data: bytes) -> tuple[list[dict], bool]:
 
 
 def ingest_csv(data: bytes, source: NewsSource, progress: Progress = _noop) -> IngestResult:
+    """Ingest a news CSV; rows with a ``source`` column go to that (CSV) source, others to ``source``.
+    Indexes in the result are 0-based data rows (row 0 is the line after the header)."""
     rows, labelled = parse_csv(data)
     extractor = TickerExtractor()
     total = IngestResult()
     step = 500
+    sources: dict[str, NewsSource] = {}
     for start in range(0, len(rows), step):
-        part = ingest_items(rows[start:start + step], source, labelled=labelled, extractor=extractor)
-        total.created += part.created
-        total.duplicates += [{**d, "index": d["index"] + start} for d in part.duplicates]
-        total.rejected += [{**r, "index": r["index"] + start} for r in part.rejected]
+        groups: dict[str, list[int]] = defaultdict(list)
+        for i in range(start, min(len(rows), start + step)):
+            groups[(rows[i].get("source") or "").strip()].append(i)
+        for name, idx in groups.items():
+            src = source if not name else sources.setdefault(name, source_named(name, NewsSource.Kind.CSV))
+            part = ingest_items([rows[i] for i in idx], src, labelled=labelled, extractor=extractor)
+            total.created += part.created
+            total.duplicates += [{**d, "index": idx[d["index"]]} for d in part.duplicates]
+            total.rejected += [{**r, "index": idx[r["index"]]} for r in part.rejected]
         progress(100 * min(len(rows), start + step) / max(1, len(rows)), f"{start + step} of {len(rows)} rows")
+    total.duplicates.sort(key=lambda d: d["index"])
+    total.rejected.sort(key=lambda r: r["index"])
     return total
 
 
