@@ -1,0 +1,43 @@
+"""python -m bench all|intent|sentiment|spikes|recommend|lm|gan|retrieval|serving [--quick]"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+import traceback
+
+from bench.report import AREAS, regenerate
+
+MODULES = {area: f"bench.{area}" for area in AREAS}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("areas", nargs="+", choices=["all", *AREAS, "report"])
+    parser.add_argument("--quick", action="store_true", help="reduced sizes: each area in a few minutes")
+    args = parser.parse_args(argv)
+    areas = AREAS if "all" in args.areas else [a for a in args.areas if a != "report"]
+    from bench.harness import write_result
+
+    failed = []
+    for area in areas:
+        command = f"python -m bench {area}{' --quick' if args.quick else ''}"
+        print(f"== {area}: {command}", flush=True)
+        t0 = time.perf_counter()
+        try:
+            result = importlib.import_module(MODULES[area]).run(quick=args.quick)
+        except Exception as exc:  # noqa: BLE001 - one area failing must not hide the others
+            traceback.print_exc()
+            failed.append(area)
+            result = {"status": "failed", "status_detail": f"{type(exc).__name__}: {exc}", "tables": []}
+        path = write_result(area, result, args.quick, time.perf_counter() - t0, command)
+        print(f"== {area}: wrote {path} ({time.perf_counter() - t0:.0f} s)", flush=True)
+        regenerate()
+    if not areas:
+        regenerate()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
