@@ -207,6 +207,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Schedules name tasks by string; each app may add entries in its AppConfig.ready().
 CELERY_BEAT_SCHEDULE: dict = {
     "resend-unsent-jobs": {"task": "apps.common.tasks.resend_unsent_jobs", "schedule": 60.0},
+    "recover-orphaned-jobs": {"task": "apps.common.tasks.recover_orphaned_jobs", "schedule": 30.0},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 

@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from apps.common.models import Job
@@ -83,15 +84,24 @@ class _Throttled:
 
 def run_job(job_id: int, work: Callable[[Progress], dict | None]) -> dict:
     """Run ``work(progress)`` under the Job's record. Re-raises on failure so
-    Celery sees it too; the row already says what went wrong."""
+    Celery sees it too; the row already says what went wrong.
+
+    A job that already succeeded is not run again: a redelivered message (late
+    acknowledgement after a worker died) then has no second side effect."""
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None:
+        raise Job.DoesNotExist(f"job {job_id} does not exist")
+    if job.state == Job.State.SUCCEEDED:
+        log.info("job %s already succeeded; redelivery ignored", job_id)
+        return job.result
     Job.objects.filter(pk=job_id).update(
         state=Job.State.RUNNING,
         started_at=timezone.now(),
         finished_at=None,
         error="",
-        worker=socket.gethostname(),
+        worker=_worker_name(),
+        attempts=F("attempts") + 1,
     )
-    Job.objects.filter(pk=job_id).update(attempts=_attempts(job_id) + 1)
     progress = _Throttled(job_id)
     try:
         result = work(progress) or {}
@@ -114,5 +124,39 @@ def run_job(job_id: int, work: Callable[[Progress], dict | None]) -> dict:
     return result
 
 
-def _attempts(job_id: int) -> int:
-    return Job.objects.filter(pk=job_id).values_list("attempts", flat=True).first() or 0
+def _worker_name() -> str:
+    """Celery's node name (matches WorkerHeartbeat.hostname), else the host."""
+    from celery import current_task
+
+    request = getattr(current_task, "request", None)
+    return getattr(request, "hostname", None) or socket.gethostname()
+
+
+def recover_orphaned_jobs(stale_after_s: int | None = None) -> list[int]:
+    """Re-send running jobs whose worker stopped sending heartbeats (killed,
+    machine lost). Works on every transport, including the filesystem broker,
+    which cannot redeliver an unacknowledged message by itself."""
+    from celery import current_app
+    from django.conf import settings
+
+    from apps.common.models import WorkerHeartbeat
+
+    stale_after_s = stale_after_s or settings.AIGC_WORKER_STALE_AFTER
+    cutoff = timezone.now() - timedelta(seconds=stale_after_s)
+    alive = set(WorkerHeartbeat.objects.filter(seen_at__gte=cutoff).values_list("hostname", flat=True))
+    recovered = []
+    for job in Job.objects.filter(state=Job.State.RUNNING, started_at__lt=cutoff):
+        if job.worker in alive or "@" not in job.worker:
+            continue  # alive, or run outside a worker (eager): nothing to recover
+        name = job.params.get("_task")
+        if not name or name not in current_app.tasks:
+            continue
+        updated = Job.objects.filter(pk=job.pk, state=Job.State.RUNNING, worker=job.worker).update(
+            state=Job.State.QUEUED, message=f"re-queued: worker {job.worker} stopped reporting"
+        )
+        if updated:
+            send_job(job.pk, current_app.tasks[name], job.params.get("_kwargs", {}))
+            recovered.append(job.pk)
+    return recovered
+
+

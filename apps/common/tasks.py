@@ -27,3 +27,11 @@ def resend_unsent_jobs() -> int:
     from apps.common.jobs import resend_unsent_jobs as resend
 
     return resend()
+
+
+@shared_task(name="apps.common.tasks.recover_orphaned_jobs", ignore_result=True)
+def recover_orphaned_jobs() -> list[int]:
+    """Beat: re-send jobs whose worker died mid-run."""
+    from apps.common.jobs import recover_orphaned_jobs as recover
+
+    return recover()

@@ -55,8 +55,8 @@ def test_it_keeps_a_job_accepted_while_the_broker_is_down(django_capture_on_comm
     from config.celery import app
 
     app.conf.task_always_eager = False
-    old = app.conf.broker_url, app.conf.broker_connection_max_retries
-    app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens there
+    old = app.conf.broker_write_url, app.conf.broker_connection_max_retries
+    app.conf.broker_write_url = "redis://127.0.0.1:1/0"  # nothing listens there
     app.conf.broker_connection_max_retries = 0
     _reset_pools(app)
     try:
@@ -64,7 +64,7 @@ def test_it_keeps_a_job_accepted_while_the_broker_is_down(django_capture_on_comm
             with django_capture_on_commit_callbacks(execute=True):
                 job = enqueue(demo_countdown, "common.demo", steps=1, delay_s=0)
     finally:
-        app.conf.broker_url, app.conf.broker_connection_max_retries = old
+        app.conf.broker_write_url, app.conf.broker_connection_max_retries = old
         _reset_pools(app)
         app.conf.task_always_eager = True
     job = Job.objects.get(kind="common.demo")
