@@ -148,7 +148,8 @@ class TwoTower(nn.Module):
         u = u.float().cpu().numpy()
         u[~mask.any(1)] = 0.0
         w = w.float().cpu().numpy()
-        weights = [w[i, : min(len(h), cfg.history)] for i, h in enumerate(histories)]
+        # Histories are right-aligned: a user's weights sit in the last min(len, history) slots.
+        weights = [w[i, cfg.history - min(len(h), cfg.history):] for i, h in enumerate(histories)]
         return u, weights
 
     # -- persistence ------------------------------------------------------------
