@@ -28,6 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from aigc_core.config import artifacts_dir
+
 MANIFEST = "manifest.json"
 CURRENT = "CURRENT"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -92,14 +94,9 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def default_root() -> Path:
-    """AIGC_ARTIFACTS_DIR, else var/artifacts under the working directory (the CLI's default)."""
-    return Path(os.environ.get("AIGC_ARTIFACTS_DIR") or Path("var") / "artifacts")
-
-
 class Registry:
     def __init__(self, root: str | Path | None = None):
-        self.root = Path(root) if root is not None else default_root()
+        self.root = Path(root) if root is not None else artifacts_dir()
 
     # -- writing -----------------------------------------------------------
     def save(
