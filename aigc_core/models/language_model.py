@@ -284,6 +284,24 @@ def evaluate_language_model(model: nn.Module, loader) -> dict[str, float]:
     return {"val_loss": val_loss, "val_perplexity": metrics.perplexity(total, max(1, count))}
 
 
+def language_model_perplexity(
+    model: LanguageModel, texts: Sequence[str], tokenizer: Any = None, batch_size: int = 32
+) -> dict[str, float]:
+    """Held-out loss and perplexity of a trained model on ``texts`` (EOS-closed, as in training)."""
+    codec = as_codec(tokenizer if tokenizer is not None else model.tokenizer)
+    pairs = lm_blocks(token_stream(list(texts), codec, model.config.eos_token_id), model.config.block_size)
+    if not pairs:
+        raise ValueError("the texts tokenise to fewer than two tokens")
+    was_training = model.training
+    model.eval()
+    try:
+        out = evaluate_language_model(model, DataLoader(pairs, batch_size=batch_size))
+    finally:
+        model.train(was_training)
+    return {"loss": out["val_loss"], "perplexity": out["val_perplexity"],
+            "tokens": float(sum(int((y != -100).sum()) for _, y in pairs))}
+
+
 def train_language_model(
     texts: Sequence[str],
     tokenizer: Any = None,

@@ -14,6 +14,7 @@ from aigc_core.models.language_model import (
     LanguageModelConfig,
     TransformerLanguageModel,
     build_language_model,
+    language_model_perplexity,
     lm_blocks,
     load_language_model,
     train_language_model,
@@ -111,3 +112,13 @@ def test_it_saves_and_loads_weights_config_and_tokenizer(tmp_path, tokenizer):
     cfg = GenerationConfig(max_new_tokens=8, seed=3)
     assert generate(again, "the cat", cfg) == generate(model, "the cat", cfg)
     assert "".join(stream(again, "the cat", cfg)) == generate(again, "the cat", cfg)
+
+
+def test_it_reports_perplexity_on_new_texts(tokenizer):
+    model = build_language_model(tiny("gru", vocab_size=tokenizer.vocab_size))
+    model.config.eos_token_id = tokenizer.eos_id
+    model.tokenizer = tokenizer
+    out = language_model_perplexity(model, CORPUS[:5])
+    # An untrained model is close to uniform over the vocabulary.
+    assert out["perplexity"] == pytest.approx(tokenizer.vocab_size, rel=0.2)
+    assert out["tokens"] > 5
