@@ -143,3 +143,30 @@ def test_it_rejects_bad_settings():
         GenerationConfig(top_p=0.0)
     with pytest.raises(ValueError):
         GenerationConfig(temperature=-1)
+
+
+class ScriptedModel:
+    """Emits a fixed list of token ids, one per step, through a real byte-level BPE tokenizer."""
+
+    def __init__(self, script: list[int], tokenizer, vocab_size: int):
+        self.script, self.tokenizer, self.vocab_size = script, tokenizer, vocab_size
+        self.eos_token_id = None
+        self.calls = 0
+
+    def next_token_logits(self, context_ids: torch.Tensor) -> torch.Tensor:
+        logits = torch.zeros(1, self.vocab_size)
+        logits[0, self.script[min(self.calls, len(self.script) - 1)]] = 10.0
+        self.calls += 1
+        return logits
+
+
+def test_it_never_streams_half_a_character():
+    from aigc_core.data import train_tokenizer
+
+    tok = train_tokenizer(["plain ascii text only"] * 3, vocab_size=300, min_frequency=1)
+    ids = tok.encode("café olé")  # é is two byte tokens: no merge was learned for it
+    assert len(ids) > len("café olé".split())
+    model = ScriptedModel(ids, tok, tok.vocab_size)
+    pieces = list(stream(model, "", GenerationConfig(greedy=True, max_new_tokens=len(ids))))
+    assert "".join(pieces) == "café olé"
+    assert not any("\ufffd" in p for p in pieces)
