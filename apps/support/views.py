@@ -1,7 +1,250 @@
+"""Staff pages: the dashboard (metrics, models, data), the inbox with
+agent-assist, widget keys and the widget demo page. Thin: services do the work."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
-from django.shortcuts import render
+from django.http import HttpResponseBadRequest
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from apps.common.jobs import enqueue
+from apps.common.models import Job
+from apps.support import api, ingest, services, tasks
+from apps.support.models import BotSettings, Conversation, IntentCluster, WidgetKey
+
+
+def _version_rows():
+    cur = services.current_version()
+    rows = []
+    for mv in services.versions()[:15]:
+        m = mv.metrics or {}
+        rows.append({
+            "version": mv.version, "created_at": mv.created_at, "current": cur is not None and mv.version == cur.version,
+            "pairs": m.get("pairs"), "templates": m.get("templates"), "chunks": m.get("kb_chunks"),
+            "recall1": m.get("answer_recall_at_1"), "recall3": m.get("answer_recall_at_3"),
+            "intent_acc": m.get("intent_accuracy"),
+            "cov95": (m.get("coverage_at_precision") or {}).get("0.95", {}).get("coverage"),
+            "gru_ppl": (m.get("lm") or {}).get("gru_val_perplexity"),
+            "ngram_ppl": (m.get("lm") or {}).get("ngram_val_perplexity"),
+            "wall_s": m.get("wall_s"),
+        })
+    return cur, rows
 
 
 @staff_member_required
 def dashboard(request):
-    return render(request, "support/dashboard.html")
+    cur, rows = _version_rows()
+    curve = (cur.metrics or {}).get("curve", []) if cur else []
+    cfg = BotSettings.get()
+    metrics = services.dashboard_metrics()
+    return render(request, "support/dashboard.html", {
+        "metrics": metrics,
+        "versions": rows,
+        "current": cur,
+        "bot_settings": cfg,
+        "chart_data": {"curve": curve, "threshold": cfg.threshold, "metrics": metrics},
+        "clusters": IntentCluster.objects.filter(name="")[:10],
+        "unanswered": services.unanswered_questions(10),
+        "jobs": Job.objects.filter(kind__startswith="support.")[:8],
+        "widget_keys": WidgetKey.objects.all()[:5],
+    })
+
+
+@staff_member_required
+def metrics_partial(request):
+    return render(request, "support/_metrics.html", {"metrics": services.dashboard_metrics()})
+
+
+@staff_member_required
+def inbox(request):
+    return render(request, "support/inbox.html", {"conversations": services.inbox()[:100]})
+
+
+@staff_member_required
+def inbox_list(request):
+    return render(request, "support/_inbox_list.html", {"conversations": services.inbox()[:100]})
+
+
+@staff_member_required
+def conversation(request, pk: int):
+    conv = get_object_or_404(Conversation, pk=pk)
+    msgs = list(conv.messages.select_related("feedback").order_by("id"))
+    return render(request, "support/conversation.html", {
+        "conv": conv, "messages_list": msgs, "last_id": msgs[-1].pk if msgs else 0,
+        "assist": services.agent_assist(conv),
+    })
+
+
+@staff_member_required
+def conversation_messages(request, pk: int):
+    conv = get_object_or_404(Conversation, pk=pk)
+    msgs = conv.messages.select_related("feedback").order_by("id")
+    return render(request, "support/_messages.html", {"conv": conv, "messages_list": msgs})
+
+
+@staff_member_required
+@require_POST
+def conversation_reply(request, pk: int):
+    conv = get_object_or_404(Conversation, pk=pk)
+    try:
+        services.agent_reply(conv, request.POST.get("text", ""), request.user)
+    except services.SupportError as exc:
+        if request.headers.get("HX-Request"):
+            return HttpResponseBadRequest(str(exc))
+        messages.error(request, str(exc))
+        return redirect("support:conversation", pk=pk)
+    if request.headers.get("HX-Request"):
+        msgs = conv.messages.select_related("feedback").order_by("id")
+        return render(request, "support/_messages.html", {"conv": conv, "messages_list": msgs})
+    return redirect("support:conversation", pk=pk)
+
+
+@staff_member_required
+def conversation_assist(request, pk: int):
+    conv = get_object_or_404(Conversation, pk=pk)
+    draft = (request.POST.get("text") or request.GET.get("text") or "")[:2000]
+    return render(request, "support/_assist.html", {"conv": conv, "assist": services.agent_assist(conv, draft),
+                                                    "draft": draft})
+
+
+@staff_member_required
+@require_POST
+def conversation_close(request, pk: int):
+    services.close_conversation(get_object_or_404(Conversation, pk=pk))
+    return redirect("support:inbox")
+
+
+@staff_member_required
+@require_POST
+def upload_transcripts(request):
+    f = request.FILES.get("file")
+    if f is None:
+        messages.error(request, "Choose a CSV or JSONL file.")
+        return redirect("support:dashboard")
+    try:
+        job = api.queue_transcripts(f.read(), f.name, request.user)
+    except (ingest.IngestError, api.ValidationError) as exc:
+        messages.error(request, f"Nothing was imported: {exc}")
+        return redirect("support:dashboard")
+    messages.success(request, f"Import queued as job #{job.pk}.")
+    return redirect("support:dashboard")
+
+
+@staff_member_required
+@require_POST
+def upload_kb(request):
+    files = [(f.name, f.read()) for f in request.FILES.getlist("files")]
+    if not files:
+        messages.error(request, "Choose one or more markdown or text files.")
+        return redirect("support:dashboard")
+    try:
+        job = api.queue_kb(files, request.user)
+    except (ingest.IngestError, api.ValidationError) as exc:
+        messages.error(request, f"Nothing was imported: {exc}")
+        return redirect("support:dashboard")
+    messages.success(request, f"KB import queued as job #{job.pk}.")
+    return redirect("support:dashboard")
+
+
+@staff_member_required
+@require_POST
+def train(request):
+    job = enqueue(tasks.train_support, "support.train", user=request.user)
+    messages.success(request, f"Training queued as job #{job.pk}; the new version is promoted when it finishes.")
+    return redirect("support:dashboard")
+
+
+@staff_member_required
+@require_POST
+def promote(request, version: int):
+    try:
+        services.promote_version(version)
+        messages.success(request, f"Version {version} is now live.")
+    except services.SupportError as exc:
+        messages.error(request, str(exc))
+    return redirect("support:dashboard")
+
+
+@staff_member_required
+@require_POST
+def rollback(request):
+    try:
+        mv = services.rollback_version()
+        messages.success(request, f"Rolled back to version {mv.version}.")
+    except services.SupportError as exc:
+        messages.error(request, str(exc))
+    return redirect("support:dashboard")
+
+
+@staff_member_required
+@require_POST
+def set_threshold(request):
+    try:
+        value = float(request.POST.get("threshold", ""))
+        if not 0.0 <= value <= 1.0:
+            raise ValueError
+    except ValueError:
+        messages.error(request, "The threshold must be a number between 0 and 1.")
+        return redirect("support:dashboard")
+    cfg = BotSettings.get()
+    cfg.threshold = value
+    cfg.save(update_fields=["threshold", "updated_at"])
+    messages.success(request, f"Confidence threshold set to {value:.2f}.")
+    return redirect("support:dashboard")
+
+
+@staff_member_required
+@require_POST
+def name_cluster(request, pk: int):
+    try:
+        ingest.name_cluster(get_object_or_404(IntentCluster, pk=pk), request.POST.get("name", ""))
+        messages.success(request, "Cluster named; retrain to use it.")
+    except ingest.IngestError as exc:
+        messages.error(request, str(exc))
+    return redirect("support:dashboard")
+
+
+@staff_member_required
+@require_POST
+def unanswered_template(request):
+    try:
+        services.add_template(request.POST.get("question", ""), request.POST.get("text", ""),
+                              request.POST.get("intent", ""))
+        messages.success(request, "Template added; retrain to use it.")
+    except services.SupportError as exc:
+        messages.error(request, str(exc))
+    return redirect("support:dashboard")
+
+
+@staff_member_required
+@require_POST
+def unanswered_kb(request):
+    try:
+        services.add_kb_entry(request.POST.get("title", ""), request.POST.get("body", ""))
+        messages.success(request, "KB entry added; retrain to use it.")
+    except (services.SupportError, ingest.IngestError) as exc:
+        messages.error(request, str(exc))
+    return redirect("support:dashboard")
+
+
+@staff_member_required
+def widget_keys(request):
+    if request.method == "POST":
+        origins = [o.strip().rstrip("/") for o in request.POST.get("origins", "").replace(",", "\n").splitlines()
+                   if o.strip()]
+        name = request.POST.get("name", "").strip() or "widget"
+        if not origins:
+            messages.error(request, "List at least one allowed origin, e.g. https://shop.example.com")
+        else:
+            WidgetKey.objects.create(name=name[:100], allowed_origins=origins)
+            messages.success(request, "Widget key created.")
+        return redirect("support:widget-keys")
+    return render(request, "support/widget_keys.html", {"keys": WidgetKey.objects.all()})
+
+
+def widget_demo(request):
+    """A host page that embeds the widget with the demo key (public, like any shop page)."""
+    key = WidgetKey.objects.filter(name="demo", active=True).first() or WidgetKey.objects.filter(active=True).first()
+    return render(request, "support/widget_demo.html", {"key": key, "debug": settings.DEBUG})
