@@ -131,7 +131,7 @@ def cmd_train(args) -> int:
     tc = _train_config(args)
     texts = [r.text for r in train]
     val_texts = [r.text for r in val] if val else None
-    config: dict[str, Any] = {"kind": args.kind, "train": {k: str(v) if isinstance(v, Path) else v
+    config: dict[str, Any] = {"kind": args.kind, "data": str(Path(args.data).resolve()), "train": {k: str(v) if isinstance(v, Path) else v
                                                            for k, v in vars(tc).items()}}
 
     if args.kind in CLASSIFIERS:
@@ -224,8 +224,11 @@ def _load(args, need: str | None = None) -> tuple[str, Any, Any]:
 
 
 def _eval_records(args, mv) -> list:
-    if args.data:
-        data = Path(args.data)
+    """--data, else the prep directory the version was trained on (its test, else val split)."""
+    stored = mv.config.get("data")
+    data_arg = args.data or (stored if stored and Path(stored).is_dir() else None)
+    if data_arg:
+        data = Path(data_arg)
         if data.is_dir():
             for part in ("test", "val"):
                 f = data / f"{part}.jsonl"

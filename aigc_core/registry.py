@@ -34,6 +34,7 @@ MANIFEST = "manifest.json"
 CURRENT = "CURRENT"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _VERSION_RE = re.compile(r"^v(\d{4,})$")
+STALE_TEMP_S = 6 * 3600  # a temp dir untouched this long belongs to a dead writer (full fine-tunes save in seconds)
 
 
 class RegistryError(RuntimeError):
@@ -111,6 +112,7 @@ class Registry:
         """Run ``writer(dir)`` into a fresh directory and publish it as the next version."""
         base = self._base(name)
         base.mkdir(parents=True, exist_ok=True)
+        self._sweep_stale_temp(base)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=base))
         try:
             writer(tmp)
@@ -256,6 +258,17 @@ class Registry:
             return True
         except ArtifactCorrupt:
             return False
+
+    @staticmethod
+    def _sweep_stale_temp(base: Path, older_than_s: float = STALE_TEMP_S) -> None:
+        # Debris of writers killed mid-save; a live writer touches its dir far more often.
+        now = time.time()
+        for p in base.glob(".tmp-*"):
+            try:
+                if p.is_dir() and now - p.stat().st_mtime > older_than_s:
+                    shutil.rmtree(p, ignore_errors=True)
+            except FileNotFoundError:
+                continue
 
     def _base(self, name: str) -> Path:
         if not _NAME_RE.match(name):

@@ -104,3 +104,21 @@ def test_it_fine_tunes_the_top_layers_and_saves_the_encoder(tmp_path):
     again = EncoderClassifier.load(tmp_path / "top")
     np.testing.assert_allclose(again.predict_proba(texts[:3])["topic"], model.predict_proba(texts[:3])["topic"],
                                atol=1e-4)
+
+
+def test_it_caches_frozen_features_by_data_hash(tmp_path, monkeypatch):
+    from aigc_core.models import classifier
+
+    texts = ["cache me", "and me too"]
+    first = classifier.frozen_features(texts, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("*.npy"))) == 1
+    classifier._FEATURE_CACHE.clear()
+
+    def no_encoder(*args, **kwargs):
+        raise AssertionError("features should come from the cache")
+
+    monkeypatch.setattr(classifier, "_encode_with", no_encoder)
+    np.testing.assert_array_equal(classifier.frozen_features(texts, cache_dir=tmp_path), first)  # from disk
+    np.testing.assert_array_equal(classifier.frozen_features(texts), first)  # from memory
+    with pytest.raises(AssertionError, match="cache"):
+        classifier.frozen_features(["different data"])

@@ -50,7 +50,8 @@ def test_it_runs_prep_train_eval_and_writes_an_artifact(tmp_path):
     assert manifest["data_hash"] == summary["train"]["data_hash"] and "heads.safetensors" in manifest["files"]
     assert (art / "tickets" / "CURRENT").read_text().strip() == "v0001"
 
-    ev = cli("eval", "--name", "tickets", "--data", str(tmp_path / "prep"), artifacts=art)
+    # Without --data, eval uses the test split of the prep directory the version was trained on.
+    ev = cli("eval", "--name", "tickets", artifacts=art)
     assert ev.returncode == 0, ev.stderr
     result = json.loads(ev.stdout)
     assert result["rows"] == summary["test"]["rows"] and result["metrics"]["topic/accuracy"] >= 0.75

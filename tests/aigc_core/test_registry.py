@@ -75,6 +75,11 @@ def test_it_keeps_the_previous_version_when_a_write_crashes(tmp_path):
     x = torch.randn(4, 3)
     assert torch.equal(load_model(reg.load_path("clf"))(x), good(x))
     assert reg.save("clf", writer_for(tiny_model(2))).version == 2
+    assert leftover.exists()  # fresh debris may belong to a live writer: kept
+    old = 1_000_000_000
+    os.utime(leftover, (old, old))
+    reg.save("clf", writer_for(tiny_model(3)))
+    assert not leftover.exists()
 
 
 def test_it_detects_corruption_and_falls_back(tmp_path):
