@@ -202,6 +202,10 @@ class Registry:
         return sorted(out, key=lambda mv: mv.version)
 
     def current(self, name: str) -> ModelVersion | None:
+        version = self._current_version(name)
+        return None if version is None else self._read(name, version)
+
+    def _current_version(self, name: str) -> int | None:
         pointer = self._base(name) / CURRENT
         try:
             text = pointer.read_text().strip()
@@ -210,7 +214,7 @@ class Registry:
         m = _VERSION_RE.match(text)
         if not m:
             raise ArtifactCorrupt(f"{pointer} holds {text!r}, not a version tag")
-        return self._read(name, int(m.group(1)))
+        return int(m.group(1))
 
     def get(self, name: str, version: int | None = None) -> ModelVersion:
         if version is None:
@@ -231,15 +235,18 @@ class Registry:
 
         Returns (path, version, warning); warning is None when the current version loaded.
         """
-        cur = self.get(name)
+        current_version = self._current_version(name)
+        if current_version is None:
+            raise ArtifactNotFound(f"no promoted version of {name!r} under {self.root}")
         try:
+            cur = self._read(name, current_version)
             self.verify(cur)
             return cur.path, cur, None
-        except ArtifactCorrupt as exc:
+        except (ArtifactCorrupt, ArtifactNotFound) as exc:
             problem = str(exc)
         for mv in reversed(self.versions(name)):
-            if mv.version < cur.version and self._intact(mv):
-                warning = f"{name} {cur.tag} is corrupt ({problem}); serving {mv.tag} instead"
+            if mv.version < current_version and self._intact(mv):
+                warning = f"{name} {_tag(current_version)} is unusable ({problem}); serving {mv.tag} instead"
                 return mv.path, mv, warning
         raise ArtifactCorrupt(f"{problem}; and no earlier version of {name!r} is intact")
 

@@ -140,8 +140,8 @@ class Trainer:
         self.amp = self.config.amp and self.device.amp_dtype is not None
         # fp16 overflows without loss scaling; bf16 has fp32's range and needs none.
         self.scaler = (
-            torch.amp.GradScaler("cuda")
-            if self.amp and self.device.is_cuda and self.device.amp_dtype == torch.float16
+            torch.amp.GradScaler(self.device.device.type)
+            if self.amp and self.device.amp_dtype == torch.float16
             else None
         )
 

@@ -96,3 +96,8 @@ def test_it_detects_corruption_and_falls_back(tmp_path):
     with pytest.raises(ArtifactCorrupt):
         reg.promote("clf", 2)
     assert reg.rollback("clf").version == 1 and reg.load_path_with_fallback("clf")[2] is None
+
+    v3 = reg.save("clf", writer_for(tiny_model(2)))
+    (v3.path / "manifest.json").write_text("{not json")
+    path, mv, warning = reg.load_path_with_fallback("clf")
+    assert mv.version == 1 and "v0003" in warning

@@ -42,6 +42,20 @@ def test_it_lowers_the_loss_and_repeats_with_a_seed():
     assert calls[-1][0] == 100.0 and all(0 <= pct <= 100 for pct, _ in calls)
 
 
+def test_it_trains_with_fp16_loss_scaling():
+    # The CUDA fp16 path (autocast + GradScaler), exercised on the CPU so it runs everywhere.
+    from aigc_core.device import DeviceInfo
+
+    set_seed(0)
+    model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2))
+    fp16 = DeviceInfo(torch.device("cpu"), torch.float16, torch.get_num_threads())
+    trainer = Trainer(model, TrainConfig(epochs=4, lr=1e-2, progress_bar=False, patience=0), loss_fn=loss_fn,
+                      device=fp16)
+    assert trainer.scaler is not None
+    res = trainer.fit(DataLoader(make_data(), batch_size=16, shuffle=True))
+    assert res.history[-1]["train_loss"] < res.history[0]["train_loss"]
+
+
 def test_it_stops_early_and_restores_the_best_weights():
     # A validation score that peaks at epoch 2 and then falls: training must stop
     # after `patience` bad epochs and end with the weights from epoch 2.
