@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -114,6 +115,17 @@ def _param_groups(model: nn.Module, weight_decay: float, lr: float, groups: list
     return [g for g in out if g["params"]]
 
 
+def _trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A CPU copy of what training can change: trainable parameters and buffers (e.g. norm
+    statistics). Frozen weights are skipped: a frozen 22M-parameter encoder would otherwise
+    be copied at every improvement."""
+    out = {}
+    for k, v in model.state_dict(keep_vars=True).items():
+        if not isinstance(v, nn.Parameter) or v.requires_grad:
+            out[k] = v.detach().to("cpu", copy=True)
+    return out
+
+
 class Trainer:
     def __init__(
         self,
@@ -211,13 +223,17 @@ class Trainer:
             if improved:
                 best_value, bad_epochs = value, 0
                 result.best_epoch, result.best_metrics = epoch + 1, dict(row)
-                best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                best_state = _trainable_state(model)
             else:
                 bad_epochs += 1
-            self._report(
-                100.0 * (epoch + 1) / cfg.epochs,
-                f"epoch {epoch + 1}/{cfg.epochs} " + " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"),
-            )
+            summary = f"epoch {epoch + 1}/{cfg.epochs} " + " ".join(
+                f"{k}={v:.4g}" for k, v in row.items() if k != "epoch" and isinstance(v, (int, float)))
+            if cfg.progress_bar:
+                from tqdm.auto import tqdm
+
+                # The bar is transient; keep one line per epoch. stderr, like the bar: stdout is for results.
+                tqdm.write(summary + (" *" if improved else ""), file=sys.stderr)
+            self._report(100.0 * (epoch + 1) / cfg.epochs, summary)
             stop = cfg.patience > 0 and bad_epochs >= cfg.patience
             if ckpt_dir:
                 self._save_checkpoint(
@@ -244,7 +260,7 @@ class Trainer:
                 break
 
         if best_state is not None:
-            model.load_state_dict(best_state)
+            model.load_state_dict(best_state, strict=False)
         result.wall_s = time.perf_counter() - started
         self._report(100.0, f"done: best epoch {result.best_epoch}, {monitor}={best_value:.4g}"
                      if best_value is not None else "done")
