@@ -63,6 +63,10 @@ def test_it_round_trips_jsonl_and_hashes_content(tmp_path):
     changed = [TextRecord(r.id, r.text + "!", r.labels) for r in recs]
     assert dataset_hash(changed) != dataset_hash(recs)
     assert json.loads(out.read_text().splitlines()[0])["labels"] == {"a": "p", "b": None}
+    from datetime import UTC, datetime
+
+    full = [TextRecord("r1", "dated", {"a": "p"}, datetime(2024, 5, 1, 12, tzinfo=UTC), {"source": "feed"})]
+    assert load_jsonl(save_jsonl(full, tmp_path / "full.jsonl")) == full
 
 
 def test_it_cleans_and_caps_text():
