@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -351,23 +351,36 @@ def apply_trends(rows: Iterable[tuple[datetime, str, str, list[str]]], sign: int
                 a[0] += sign
                 a[1] += sign if sentiment == "negative" else 0
                 a[2] += sign * SENTIMENT_SCORE.get(sentiment, 0)
-    for (scope, key, size, start), (n, neg, s) in agg.items():
-        _upsert_bucket(scope, key, size, start, n, neg, s)
+    if sign > 0:
+        _upsert_buckets([(scope, key[:40], size, start, n, neg, s) for (scope, key, size, start), (n, neg, s)
+                         in agg.items()])
+        return len(agg)
+    # Removing: the buckets exist (the item was counted); an insert row with negative counts
+    # would trip the non-negative checks before ON CONFLICT is considered, so plain updates.
+    with transaction.atomic():
+        for (scope, key, size, start), (n, neg, s) in agg.items():
+            TrendBucket.objects.filter(scope=scope, key=key[:40], size=size, start=start).update(
+                count=F("count") + n, negative_count=F("negative_count") + neg, sentiment_sum=F("sentiment_sum") + s)
     return len(agg)
 
 
-def _upsert_bucket(scope: str, key: str, size: str, start: datetime, n: int, neg: int, s: int) -> None:
-    qs = TrendBucket.objects.filter(scope=scope, key=key[:40], size=size, start=start)
-    if qs.update(count=F("count") + n, negative_count=F("negative_count") + neg,
-                 sentiment_sum=F("sentiment_sum") + s):
+def _upsert_buckets(rows: list[tuple[str, str, str, datetime, int, int, int]]) -> None:
+    """One INSERT … ON CONFLICT DO UPDATE per bucket that adds to the stored counts:
+    atomic per row on PostgreSQL and SQLite alike, so concurrent classifiers never lose a count."""
+    if not rows:
         return
-    try:
-        with transaction.atomic():
-            TrendBucket.objects.create(scope=scope, key=key[:40], size=size, start=start, count=max(0, n),
-                                       negative_count=max(0, neg), sentiment_sum=s)
-    except IntegrityError:  # created by a concurrent classifier since our update
-        qs.update(count=F("count") + n, negative_count=F("negative_count") + neg,
-                  sentiment_sum=F("sentiment_sum") + s)
+    qn = connection.ops.quote_name
+    table = qn(TrendBucket._meta.db_table)
+    cols = ", ".join(qn(c) for c in ["scope", "key", "size", "start", "count", "negative_count", "sentiment_sum"])
+    sql = (
+        f"INSERT INTO {table} ({cols}) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+        f"ON CONFLICT ({qn('scope')}, {qn('key')}, {qn('size')}, {qn('start')}) DO UPDATE SET "
+        + ", ".join(f"{qn(c)} = {table}.{qn(c)} + excluded.{qn(c)}" for c in ["count", "negative_count",
+                                                                            "sentiment_sum"])
+    )
+    adapt = connection.ops.adapt_datetimefield_value
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.executemany(sql, [(sc, k, sz, adapt(st), n, neg, s) for sc, k, sz, st, n, neg, s in rows])
 
 
 # --- classification -----------------------------------------------------------
