@@ -99,22 +99,32 @@ class TwoTower(nn.Module):
         return torch.einsum("bd,bnd->bn", u, v)
 
     # -- training --------------------------------------------------------------
+    def _pool(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        # projected history h: (B, H, dim), mask (B, H) -> users (B, dim)
+        pooled, _ = self.attention(h, mask)
+        return F.normalize(self.user_out(pooled), dim=-1)
+
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """batch: history (B,H,T), mask (B,H), target (B,T), target_id (B,), negatives (B,K,T), negative_ids (B,K)."""
+        """batch (from PairDataset.collate): item_feats (U,T) = the distinct items of the batch,
+        and positions into it: history (B,H) with -1 padding, target (B,), negatives (B,K).
+        Each distinct item is projected once per step, however often it appears."""
         cfg = self.config
-        u, _ = self.user_vectors(batch["history"], batch["mask"])  # (B, D)
-        pos = self.item_vectors(batch["target"])  # (B, D)
-        neg = self.item_vectors(batch["negatives"])  # (B, K, D)
+        v = self.item_vectors(batch["item_feats"])  # (U, D)
+        hist = batch["history"]
+        mask = hist >= 0
+        u = self._pool(v[hist.clamp(min=0)], mask)  # (B, D)
+        tgt, negs = batch["target"], batch["negatives"]
+        pos = v[tgt]  # (B, D)
         pos_s = (u * pos).sum(-1, keepdim=True)  # (B, 1)
-        neg_s = torch.einsum("bd,bkd->bk", u, neg)  # (B, K)
+        neg_s = torch.einsum("bd,bkd->bk", u, v[negs])  # (B, K)
         # A sampled negative that happens to be the target is not a negative.
-        neg_s = neg_s.float().masked_fill(batch["negative_ids"] == batch["target_id"][:, None], -1e4)
+        neg_s = neg_s.float().masked_fill(negs == tgt[:, None], -1e4)
         if cfg.loss == "bpr":
             valid = neg_s > -1e3
             diff = pos_s.float() - neg_s
             return (F.softplus(-diff / cfg.temperature) * valid).sum() / valid.sum().clamp(min=1)
         in_batch = (u @ pos.T).float()  # (B, B): other rows' targets as negatives
-        same = batch["target_id"][:, None] == batch["target_id"][None, :]
+        same = tgt[:, None] == tgt[None, :]
         eye = torch.eye(len(u), dtype=torch.bool, device=u.device)
         in_batch = in_batch.masked_fill(same & ~eye, -1e4)  # the same item twice is no negative
         logits = torch.cat([in_batch, neg_s], dim=1) / cfg.temperature  # (B, B + K)
@@ -188,7 +198,8 @@ def pad_histories(histories: list[np.ndarray], length: int, text_dim: int) -> tu
 
 
 class PairDataset(torch.utils.data.Dataset):
-    """Training examples as index arrays into one feature matrix (nothing copied until a batch is made).
+    """Training examples as index arrays into one feature matrix (nothing copied until a batch is made;
+    positions are unique within a batch, so equal positions mean the same item).
 
     history_idx: (N, H) item rows, -1 = padding; target_idx: (N,); negative_idx: (N, K)."""
 
@@ -207,16 +218,17 @@ class PairDataset(torch.utils.data.Dataset):
 
     def collate(self, rows: list[int]) -> dict[str, torch.Tensor]:
         idx = torch.as_tensor(rows, dtype=torch.long)
-        hist_idx = self.history_idx[idx]  # (B, H)
-        mask = hist_idx >= 0
-        f = self.features
+        hist, tgt, neg = self.history_idx[idx], self.target_idx[idx], self.negative_idx[idx]
+        # The batch's distinct items and every reference remapped to a position among them.
+        used = torch.cat([hist[hist >= 0], tgt, neg.reshape(-1)])
+        uniq, _ = torch.unique(used, return_inverse=True)
+        pos = torch.full((len(self.features),), -1, dtype=torch.long)
+        pos[uniq] = torch.arange(len(uniq))
         return {
-            "history": f[hist_idx.clamp(min=0)] * mask.unsqueeze(-1),  # (B, H, T)
-            "mask": mask,
-            "target": f[self.target_idx[idx]],  # (B, T)
-            "target_id": self.target_idx[idx],
-            "negatives": f[self.negative_idx[idx]],  # (B, K, T)
-            "negative_ids": self.negative_idx[idx],
+            "item_feats": self.features[uniq],  # (U, T)
+            "history": torch.where(hist >= 0, pos[hist.clamp(min=0)], -1),  # (B, H)
+            "target": pos[tgt],  # (B,)
+            "negatives": pos[neg],  # (B, K)
         }
 
     def loader(self, batch_size: int, shuffle: bool, seed: int = 0) -> torch.utils.data.DataLoader:
