@@ -95,9 +95,10 @@ def worker_env() -> dict[str, str]:
 class LiveWorker:
     """A real ``celery worker`` process consuming every queue."""
 
-    def __init__(self, name: str = "w1", queues: str = "default,train,deliver"):
+    def __init__(self, name: str = "w1", queues: str = "default,train,deliver", env: dict | None = None):
         self.name = name
         self.queues = queues
+        self.env = env or {}  # overrides of worker_env(), e.g. another CELERY_BROKER_URL
         self.log_path = Path(settings.VAR_DIR) / f"worker-{name}.log"
         self.proc: subprocess.Popen | None = None
 
@@ -109,7 +110,7 @@ class LiveWorker:
             [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", self.queues,
              "-n", f"{self.name}@%h", "--concurrency", "1", "--pool", "prefork",
              "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
-            cwd=ROOT, env=worker_env(), stdout=self.log, stderr=subprocess.STDOUT,
+            cwd=ROOT, env={**worker_env(), **self.env}, stdout=self.log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         deadline = time.monotonic() + timeout
