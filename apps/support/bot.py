@@ -101,15 +101,34 @@ class Bot:
         return cls(meta, questions, kb, classifier, lm, ngram)
 
     # -- inference ----------------------------------------------------------
-    def intent_probs(self, text: str) -> dict[str, float]:
+    def intent_probs(self, text: str, vec: np.ndarray | None = None) -> dict[str, float]:
         if self.classifier is None:
             return {}
-        probs = self.classifier.predict_proba([text])["intent"][0]
+        probs = self._head_probs(vec) if vec is not None else None
+        if probs is None:
+            probs = self.classifier.predict_proba([text])["intent"][0]
         return {lab: float(p) for lab, p in zip(self.meta["labels"], probs, strict=True)}
+
+    def _head_probs(self, vec: np.ndarray) -> np.ndarray | None:
+        """Head-only classifiers sit on the same frozen MiniLM vector retrieval uses; run
+        the head on it instead of encoding the message a second time (halves latency).
+        Needs the engine's feature scale; falls back to predict_proba when it is absent.
+        TODO(engine): a public EncoderClassifier.predict_proba_from_features would replace this."""
+        import torch
+
+        from aigc_core.models import classifier as clf
+
+        scale = getattr(clf, "_FEATURE_SCALE", None)
+        if scale is None or self.classifier.config.mode != "head":
+            return None
+        with torch.no_grad():
+            x = torch.from_numpy(np.asarray(vec, np.float32) * scale)
+            head = self.classifier.heads["intent"].to("cpu").float()
+            return torch.softmax(head(x).float(), -1)[0].numpy()
 
     def candidate(self, text: str, vec: np.ndarray | None = None) -> Candidate:
         vec = _encode([text]) if vec is None else vec
-        probs = self.intent_probs(text)
+        probs = self.intent_probs(text, vec)
         best_intent = max(probs, key=probs.get) if probs else ""
         neighbours = []
         scores, ids = self.questions.search(vec, NEIGHBOURS)
@@ -144,9 +163,9 @@ class Bot:
         return [{**self.meta["chunks"][int(i)], "score": round(float(s), 4)}
                 for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
 
-    def suggest_templates(self, text: str, k: int = 3) -> list[dict]:
+    def suggest_templates(self, text: str, k: int = 3, vec: np.ndarray | None = None) -> list[dict]:
         """Top distinct templates for a customer message (agent-assist)."""
-        vec = _encode([text])
+        vec = _encode([text]) if vec is None else vec
         scores, ids = self.questions.search(vec, NEIGHBOURS * 3)
         out, seen = [], set()
         for s, i in zip(scores[0], ids[0], strict=True):
@@ -166,7 +185,8 @@ class Bot:
         """The language model's continuation of what an agent is typing (greedy)."""
         from aigc_core.generation import GenerationConfig, generate
 
-        model = self.lm or self.ngram
+        preferred = self.ngram if self.meta.get("assist_model") == "ngram" else self.lm
+        model = preferred or self.lm or self.ngram
         if model is None or not prefix.strip():
             return ""
         cfg = GenerationConfig(max_new_tokens=max_new_tokens, greedy=True, repetition_penalty=1.2, stop=("\n",))
@@ -248,20 +268,26 @@ def build_bot(
             cand = probe.candidate(questions[i], q_vecs[i : i + 1])
             want = pairs[i].get("template_id")
             ok = cand.template_id is not None and cand.template_id == want
-            ranked = [s["template_id"] for s in probe.suggest_templates(questions[i], k=3)]
+            ranked = [s["template_id"] for s in probe.suggest_templates(questions[i], k=3, vec=q_vecs[i : i + 1])]
             conf.append(cand.confidence)
             correct.append(ok)
             top1 += int(ok)
             top3 += int(want in ranked)
             intent_ok += int(cand.intent == labels[i])
         n = len(val_idx)
+        probes = training.OUT_OF_SCOPE_PROBES
+        probe_vecs = _encode(probes)
+        oos_conf = [probe.candidate(q, probe_vecs[j : j + 1]).confidence for j, q in enumerate(probes)]
+        in_scope = [True] * n + [False] * len(probes)
         metrics.update({
             "heldout": n,
+            "out_of_scope_probes": len(probes),
             "answer_recall_at_1": round(top1 / n, 4),
             "answer_recall_at_3": round(top3 / n, 4),
             "intent_accuracy": round(intent_ok / n, 4),
-            "curve": training.precision_coverage_curve(conf, correct),
-            "coverage_at_precision": training.coverage_at_precision_from_confidence(conf, correct),
+            "curve": training.precision_coverage_curve(conf + oos_conf, correct + [False] * len(probes), in_scope),
+            "coverage_at_precision": training.coverage_at_precision_from_confidence(
+                conf + oos_conf, correct + [False] * len(probes), in_scope=in_scope),
         })
         target = metrics["coverage_at_precision"].get("0.9", {})
         metrics["suggested_threshold"] = target.get("threshold", 0.5) if target.get("coverage") else 0.5
@@ -282,6 +308,8 @@ def build_bot(
     if len(replies) >= 10:
         progress(65, "training the language model on agent replies")
         metrics["lm"] = train_reply_models(out_dir, replies, lm_epochs, progress)
+        # Agent-assist completes with whichever model predicts held-out replies better.
+        meta["assist_model"] = metrics["lm"]["assist_model"]
     metrics["wall_s"] = round(time.monotonic() - t0, 2)
     (out_dir / "bot.json").write_text(json.dumps(meta))
     progress(99, "saving")
@@ -308,9 +336,12 @@ def train_reply_models(out_dir: Path, replies: list[str], epochs: int, progress:
     ng = NgramLanguageModel(NgramConfig(order=3)).fit([tokenizer.encode(t) for t in train])
     ng.save(out_dir / "ngram")
     tokenizer.save(out_dir / "ngram" / "tokenizer.json")
+    gru_ppl = float(lm_metrics.get("val_perplexity", float("inf")))
+    ngram_ppl = float(ng.perplexity([tokenizer.encode(t) for t in val]))
     return {
-        "gru_val_perplexity": round(float(lm_metrics.get("val_perplexity", float("nan"))), 3),
-        "ngram_val_perplexity": round(float(ng.perplexity([tokenizer.encode(t) for t in val])), 3),
+        "gru_val_perplexity": round(gru_ppl, 3),
+        "ngram_val_perplexity": round(ngram_ppl, 3),
+        "assist_model": "gru" if gru_ppl <= ngram_ppl else "ngram",
         "parameters": lm_metrics.get("parameters"),
         "wall_s": round(float(lm_metrics.get("wall_s", 0.0)), 2),
     }

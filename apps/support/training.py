@@ -49,17 +49,36 @@ def train_intent_classifier(
     return model, metrics
 
 
-def precision_coverage_curve(confidence: Sequence[float], correct: Sequence[bool], points: int = 41) -> list[dict]:
-    """Answer only when confidence >= t: the precision of those answers and the share answered, per t."""
+# Questions a shop's bot must not answer: the evaluation adds them to the held-out
+# set as "should hand off", so the curve's precision counts answering them as errors.
+OUT_OF_SCOPE_PROBES = [
+    "What is the capital of Peru?", "Can you write me a poem about the sea?", "Who won the football match yesterday?",
+    "What's the weather like tomorrow?", "How do I bake sourdough bread?", "Explain quantum entanglement",
+    "What is the boiling point of mercury?", "Tell me a joke", "Which stocks should I buy?",
+    "How tall is Mount Everest?", "Translate 'good morning' into Japanese", "What is 17 times 23?",
+    "Who is the president of France?", "Recommend a good movie for tonight", "How do I fix my car's brakes?",
+    "What time is it in Tokyo?", "Can you help with my maths homework?", "What is the meaning of life?",
+    "How do vaccines work?", "Book me a table at an Italian restaurant", "Is it going to snow in Berlin?",
+    "What's the best programming language?", "How many calories are in a banana?", "Play some music",
+    "Who painted the Mona Lisa?", "Can I get a mortgage with bad credit?", "How do I learn the guitar?",
+    "What are the symptoms of the flu?", "Write a cover letter for me", "How far is the moon?",
+]
+
+
+def precision_coverage_curve(confidence: Sequence[float], correct: Sequence[bool],
+                             in_scope: Sequence[bool] | None = None, points: int = 41) -> list[dict]:
+    """Answer only when confidence >= t. Per t: precision of the answers given (an answered
+    out-of-scope question is an error) and coverage, the share of in-scope questions answered."""
     conf = np.asarray(confidence, dtype=np.float64)
     ok = np.asarray(correct, dtype=bool)
+    scope = np.ones(len(conf), bool) if in_scope is None else np.asarray(in_scope, dtype=bool)
     out = []
     for t in np.linspace(0.0, 1.0, points):
         answered = conf >= t
         n = int(answered.sum())
         out.append({
             "threshold": round(float(t), 4),
-            "coverage": round(n / max(1, len(conf)), 4),
+            "coverage": round(int((answered & scope).sum()) / max(1, int(scope.sum())), 4),
             "precision": round(float(ok[answered].mean()), 4) if n else 1.0,
         })
     return out
@@ -84,12 +103,16 @@ def coverage_at_precision(probs, labels, targets: Sequence[float] = PRECISION_TA
     return coverage_at_precision_from_confidence(conf, correct, targets)
 
 
-def coverage_at_precision_from_confidence(confidence, correct, targets: Sequence[float] = PRECISION_TARGETS) -> dict:
+def coverage_at_precision_from_confidence(confidence, correct, targets: Sequence[float] = PRECISION_TARGETS,
+                                          in_scope: Sequence[bool] | None = None) -> dict:
     conf = np.asarray(confidence, dtype=np.float64)
     ok = np.asarray(correct, dtype=bool)
+    scope = np.ones(len(conf), bool) if in_scope is None else np.asarray(in_scope, dtype=bool)
     order = np.argsort(-conf, kind="stable")
     hits = np.cumsum(ok[order])
     answered = np.arange(1, len(order) + 1)
+    answered_in_scope = np.cumsum(scope[order])
+    n_scope = max(1, int(scope.sum()))
     precision = hits / answered
     out = {}
     for target in targets:
@@ -99,7 +122,7 @@ def coverage_at_precision_from_confidence(confidence, correct, targets: Sequence
         if good:
             i = max(good)
             out[str(target)] = {"threshold": round(float(conf[order[i]]), 4),
-                                "coverage": round((i + 1) / len(order), 4),
+                                "coverage": round(int(answered_in_scope[i]) / n_scope, 4),
                                 "precision": round(float(precision[i]), 4)}
         else:
             out[str(target)] = {"threshold": 1.0, "coverage": 0.0, "precision": 0.0}
