@@ -56,7 +56,6 @@ def check_url(url: str) -> None:
 
 
 def create_subscription(url: str, *, description: str = "", event_types=None, scopes=None) -> WebhookSubscription:
-    check_url(url)
     event_types = list(event_types or [])
     unknown = [e for e in event_types if e not in WebhookSubscription.EVENT_TYPES]
     if unknown:
@@ -66,6 +65,7 @@ def create_subscription(url: str, *, description: str = "", event_types=None, sc
     bad = [s for s in scopes if not (s.startswith("topic:") or s.startswith("company:"))]
     if bad:
         raise SubscriptionError(f"scopes look like 'topic:credit' or 'company:ACME', not {bad[0]!r}")
+    check_url(url)  # last: it resolves the host name
     return WebhookSubscription.objects.create(url=url, description=description[:200], event_types=event_types,
                                               scopes=scopes)
 
