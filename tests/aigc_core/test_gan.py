@@ -26,7 +26,10 @@ def small_config(**over) -> GANConfig:
 @pytest.fixture(scope="module")
 def trained():
     x, y = two_gaussians()
-    return x, y, *train_gan(x, y, small_config())
+    progress: list[float] = []
+    gan, metrics = train_gan(x, y, small_config(), on_progress=lambda pct, msg: progress.append(pct))
+    metrics["progress"] = progress
+    return x, y, gan, metrics
 
 
 def test_it_computes_the_frechet_distance_of_known_gaussians():
@@ -47,6 +50,8 @@ def test_it_moves_both_losses_and_reports_its_measures(trained):
     assert metrics["evaluated_on"] == "held_out"
     assert 0.0 <= metrics["discriminator_accuracy"] <= 1.0
     assert set(metrics["frechet_per_class"]) == {"a", "b"}
+    assert 0.0 <= metrics["frechet_reference"] < metrics["frechet_distance"]  # real-vs-real is the floor
+    assert len(metrics["progress"]) == 20 and metrics["progress"][-1] == 100.0
 
 
 def test_it_samples_each_class_close_to_that_class(trained):
