@@ -289,7 +289,7 @@ def build_bot(
             "coverage_at_precision": training.coverage_at_precision_from_confidence(
                 conf + oos_conf, correct + [False] * len(probes), in_scope=in_scope),
         })
-        target = metrics["coverage_at_precision"].get("0.9", {})
+        target = metrics["coverage_at_precision"].get("0.95", {})
         metrics["suggested_threshold"] = target.get("threshold", 0.5) if target.get("coverage") else 0.5
 
     progress(60, "building the indexes")

@@ -38,6 +38,7 @@ Progress = Callable[[float, str], None]
 MODEL_NAME = "support.bot"
 MAX_MESSAGE_CHARS = 2000
 LLM_TIMEOUT_S = 20
+KB_MARGIN = 0.1
 
 
 class SupportError(ValueError):
@@ -141,8 +142,9 @@ def compose_reply(text: str, known_slots: dict[str, str] | None = None, bot: Bot
     cand = bot.candidate(text)
     values = {**(known_slots or {}), **slot_lib.extract_slots(text)}
     passages = [p for p in cand.passages if p["score"] >= cfg.kb_min_score]
-    # A question nearer to a KB passage than to any past question is a KB question.
-    kb_closer = bool(passages) and passages[0]["score"] > cand.similarity
+    # A question nearer to a KB passage than to any past question is a KB question. Passages
+    # are longer than questions, so their cosine runs lower: they get KB_MARGIN of credit.
+    kb_closer = bool(passages) and passages[0]["score"] + KB_MARGIN > cand.similarity
     if cand.template_id is not None and cand.confidence >= cfg.threshold and not kb_closer:
         filled, _missing = slot_lib.fill(cand.template_text, values)
         matched = cand.neighbours[0]["question"] if cand.neighbours else ""
