@@ -19,6 +19,7 @@ from aigc_core.models.ngram import NgramLanguageModel
 class NgramAdapter:
     def __init__(self, lm: NgramLanguageModel, tokenizer: Any = None):
         self.lm = lm
+        tokenizer = tokenizer if tokenizer is not None else lm.tokenizer
         self.subword: TextCodec | None = as_codec(tokenizer) if tokenizer is not None else None
         self.vocab_size = lm.vocab_size
         self.eos_token_id: int | None = lm.eos_id

@@ -7,8 +7,10 @@ by default, add-k as the simple alternative. Sentences are padded with
 learns how sentences end and every lower-order event has a left neighbour
 (which is what Kneser-Ney's continuation counts need).
 
-Tokens may be words (``str``) or token ids (``int``); a sequence given as a
-plain string is split on whitespace. Internally each token type gets an index
+Tokens may be words (``str``) or token ids (``int``). A sequence given as a
+plain string is encoded with the model's subword tokenizer when it has one
+(then its perplexity compares with the neural models' on the same tokens),
+else split on whitespace. Internally each token type gets an index
 into ``vocab``; ``next_token_distribution`` returns probabilities over that
 index, which is what the decoders in ``aigc_core.generation`` drive through
 ``aigc_core.generation.NgramAdapter``.
@@ -21,6 +23,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,6 +33,7 @@ UNK = "<unk>"
 BOS = "<s>"
 EOS = "</s>"
 FORMAT_VERSION = 1
+TOKENIZER_FILE = "tokenizer.json"
 
 
 @dataclass
@@ -66,8 +70,9 @@ class NgramLanguageModel:
     the seen tokens, ``</s>`` and ``<unk>``.
     """
 
-    def __init__(self, config: NgramConfig | None = None):
+    def __init__(self, config: NgramConfig | None = None, tokenizer: Any = None):
         self.config = config or NgramConfig()
+        self.tokenizer = tokenizer  # optional subword tokenizer for plain-string input; saved alongside
         self.vocab: list[Token] = []
         self.index: dict[Token, int] = {}
         # counts[m][context] -> {next: count} for m = 1..order (context has m-1 indices).
@@ -104,8 +109,16 @@ class NgramLanguageModel:
         return [self.bos_id] * (self.config.order - 1) + ids + [self.eos_id]
 
     # -- training -------------------------------------------------------------------
+    def tokens(self, sequence: str | Sequence[Token]) -> list[Token]:
+        """A sequence as tokens: strings through the tokenizer (or whitespace), lists as they are."""
+        if isinstance(sequence, str) and self.tokenizer is not None:
+            from aigc_core.generation.codec import as_codec  # lazy: generation imports this module
+
+            return list(as_codec(self.tokenizer).encode(sequence))
+        return as_tokens(sequence)
+
     def fit(self, sequences: Iterable[str | Sequence[Token]]) -> NgramLanguageModel:
-        seqs = [as_tokens(s) for s in sequences]
+        seqs = [self.tokens(s) for s in sequences]
         if not any(seqs):
             raise ValueError("cannot fit an n-gram model on an empty corpus")
         freq = Counter(t for s in seqs for t in s)
@@ -193,7 +206,7 @@ class NgramLanguageModel:
 
     def sequence_logprob(self, sequence: str | Sequence[Token]) -> tuple[float, int]:
         """(sum of natural-log probabilities, number of predicted tokens incl. ``</s>``)."""
-        ids = self.ids(as_tokens(sequence)) + [self.eos_id]
+        ids = self.ids(self.tokens(sequence)) + [self.eos_id]
         total = 0.0
         for i, w in enumerate(ids):
             p = self.next_token_distribution(ids[:i])[w]
@@ -247,7 +260,7 @@ class NgramLanguageModel:
 
     # -- persistence ----------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
-        """Write ``ngram.json``: config, vocabulary and raw highest-order counts."""
+        """Write ``ngram.json`` (config, vocabulary, raw highest-order counts) and tokenizer.json if any."""
         if not self.fitted:
             raise NotFitted("nothing to save: fit the n-gram model first")
         directory = Path(directory)
@@ -263,6 +276,10 @@ class NgramLanguageModel:
         }
         path = directory / "ngram.json"
         path.write_text(json.dumps(payload))
+        if self.tokenizer is not None:
+            from aigc_core.generation.codec import save_tokenizer
+
+            save_tokenizer(self.tokenizer, directory / TOKENIZER_FILE)
         return path
 
     @classmethod
@@ -280,4 +297,8 @@ class NgramLanguageModel:
         for row in payload["counts"]:
             top[tuple(row[: n - 1])][row[n - 1]] = row[n]
         model._set_counts(dict(top))
+        if (path.parent / TOKENIZER_FILE).exists():
+            from aigc_core.generation.codec import load_tokenizer
+
+            model.tokenizer = load_tokenizer(path.parent / TOKENIZER_FILE)
         return model

@@ -83,3 +83,21 @@ def test_it_saves_and_loads_the_same_model(tmp_path):
         np.testing.assert_allclose(
             again.next_token_distribution(again.ids(ctx)), lm.next_token_distribution(lm.ids(ctx))
         )
+
+
+def test_it_models_subword_tokens_when_given_a_tokenizer(tmp_path):
+    from aigc_core.data import train_tokenizer
+    from aigc_core.generation import GenerationConfig, NgramAdapter, generate
+
+    texts = ["the cat sat on the mat", "the dog sat on the rug", "a cat ran to the dog"]
+    tok = train_tokenizer(texts, vocab_size=300, min_frequency=1)
+    with_tok = NgramLanguageModel(NgramConfig(order=3), tokenizer=tok).fit(texts)
+    on_ids = NgramLanguageModel(NgramConfig(order=3)).fit([tok.encode(t) for t in texts])
+    # Same tokens, same model: strings go through the tokenizer, so the perplexities agree.
+    assert with_tok.perplexity(texts) == pytest.approx(on_ids.perplexity([tok.encode(t) for t in texts]))
+    with_tok.save(tmp_path)
+    again = NgramLanguageModel.load(tmp_path)
+    assert again.tokenizer is not None
+    assert again.perplexity(texts) == pytest.approx(with_tok.perplexity(texts))
+    text = generate(NgramAdapter(again), "the", GenerationConfig(max_new_tokens=12, seed=0))
+    assert text and "<" not in text
