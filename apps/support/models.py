@@ -86,6 +86,10 @@ class Conversation(models.Model):
     def __str__(self) -> str:
         return f"conversation {self.pk} ({self.status})"
 
+    @property
+    def last_customer_text(self) -> str:
+        return self.messages.filter(role="customer").order_by("-id").values_list("text", flat=True).first() or ""
+
 
 class Message(models.Model):
     class Role(models.TextChoices):
