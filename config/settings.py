@@ -220,6 +220,9 @@ AIGC_ALLOW_PRIVATE_URLS = envbool("AIGC_ALLOW_PRIVATE_URLS", False)
 AIGC_HTTP_TIMEOUT = envint("AIGC_HTTP_TIMEOUT", 10)
 # Seconds after which a worker that has not written a heartbeat counts as gone.
 AIGC_WORKER_STALE_AFTER = envint("AIGC_WORKER_STALE_AFTER", 60)
+# Seconds after which a queued job whose message no worker took is published again
+# (a broker restarted without persistence loses what it held).
+AIGC_JOB_REQUEUE_AFTER = envint("AIGC_JOB_REQUEUE_AFTER", 600)
 
 # Management commands that `manage.py demo` runs, in order (apps add theirs).
 AIGC_DEMO_COMMANDS = envlist("AIGC_DEMO_COMMANDS", ["support_demo", "sentiment_demo", "recommend_demo"])

@@ -22,7 +22,8 @@ def exception_handler(exc, context):
     if isinstance(exc, BrokerError):
         log.warning("broker unavailable: %s", exc)
         return Response(
-            {"detail": "The job queue is unavailable; nothing was queued. Try again shortly."},
+            {"detail": "The job queue is unavailable. Anything this request saved is kept and its processing "
+                       "starts once the queue is back; try again shortly."},
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": "5"},
         )

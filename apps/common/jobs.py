@@ -14,8 +14,9 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
+from kombu.utils.uuid import uuid
 
 from apps.common.models import Job
 
@@ -33,31 +34,57 @@ def enqueue(task, kind: str, *, params: dict | None = None, user=None, **task_kw
     return job
 
 
-def send_job(job_id: int, task, task_kwargs: dict) -> None:
-    """Publish the task for a committed Job. If the broker is down the row stays
-    queued with no task id and the error propagates (the API answers 503);
-    ``resend_unsent_jobs`` publishes it once the broker is back."""
+BROKER_DOWN_NOTE = "waiting for the job queue (broker unavailable)"
+
+
+def send_job(job_id: int, task, task_kwargs: dict, *, only_if_task_id: str | None = None) -> bool:
+    """Publish the task for a committed Job under a fresh task id, stored on the
+    row first: a worker runs a job only for the message the row names (or any
+    message while the row is still queued), so a re-send never runs it twice.
+
+    If the broker is down the row stays queued with no task id and the error
+    propagates (the API answers 503); ``resend_unsent_jobs`` publishes it once
+    the broker is back. ``only_if_task_id`` makes the re-send conditional on the
+    row still naming that earlier message (a sweeper racing a worker's claim).
+    Returns False when that condition no longer holds and nothing was sent."""
+    task_id = uuid()
+    rows = Job.objects.filter(pk=job_id, state=Job.State.QUEUED)
+    if only_if_task_id is not None:
+        rows = rows.filter(task_id=only_if_task_id)
+    if not rows.update(task_id=task_id, sent_at=timezone.now()):
+        if only_if_task_id is not None:
+            return False
+        # Not queued any more (eager re-entry, or a worker already claimed it): publish as before.
     try:
-        res = task.apply_async(kwargs={"job_id": job_id, **task_kwargs})
+        task.apply_async(kwargs={"job_id": job_id, **task_kwargs}, task_id=task_id)
     except Exception:
-        Job.objects.filter(pk=job_id).update(message="waiting for the job queue (broker unavailable)")
+        Job.objects.filter(pk=job_id, task_id=task_id, state=Job.State.QUEUED).update(
+            task_id="", sent_at=None, message=BROKER_DOWN_NOTE)
         raise
-    Job.objects.filter(pk=job_id, task_id="").update(task_id=res.id or "sent", message="")
+    Job.objects.filter(pk=job_id, message=BROKER_DOWN_NOTE).update(message="")
+    return True
 
 
-def resend_unsent_jobs(older_than_s: int = 30) -> int:
-    """Publish queued jobs whose task never reached the broker. Jobs store the
-    task name in params["_task"] for this."""
+def resend_unsent_jobs(older_than_s: int = 30, lost_after_s: int | None = None) -> int:
+    """Beat: publish queued jobs whose task never reached the broker, and re-publish
+    queued jobs whose message was sent ``lost_after_s`` ago (``AIGC_JOB_REQUEUE_AFTER``)
+    and never picked up: a broker restarted without persistence drops what it held.
+    A message that was only slow is harmless: whichever copy a worker takes first
+    runs, the other is skipped. Jobs store the task name in params["_task"] for this."""
     from celery import current_app
+    from django.conf import settings
 
-    cutoff = timezone.now() - timedelta(seconds=older_than_s)
+    now = timezone.now()
+    lost_after_s = settings.AIGC_JOB_REQUEUE_AFTER if lost_after_s is None else lost_after_s
+    unsent = Q(task_id="", created_at__lt=now - timedelta(seconds=older_than_s))
+    lost = ~Q(task_id="") & Q(sent_at__lt=now - timedelta(seconds=lost_after_s))
     sent = 0
-    for job in Job.objects.filter(state=Job.State.QUEUED, task_id="", created_at__lt=cutoff)[:500]:
+    for job in Job.objects.filter(unsent | lost, state=Job.State.QUEUED).order_by("created_at", "id")[:500]:
         name = job.params.get("_task")
         if not name or name not in current_app.tasks:
             continue
-        send_job(job.pk, current_app.tasks[name], job.params.get("_kwargs", {}))
-        sent += 1
+        if send_job(job.pk, current_app.tasks[name], job.params.get("_kwargs", {}), only_if_task_id=job.task_id):
+            sent += 1
     return sent
 
 
@@ -94,7 +121,15 @@ def run_job(job_id: int, work: Callable[[Progress], dict | None]) -> dict:
     if job.state == Job.State.SUCCEEDED:
         log.info("job %s already succeeded; redelivery ignored", job_id)
         return job.result
-    Job.objects.filter(pk=job_id).update(
+    # Claim the row: a queued (or failed) job for any of its messages; a running one
+    # only for the message it runs under (a redelivery after its worker died), so a
+    # second copy of a re-sent message never runs the job twice at once.
+    my_id = _current_task_id()
+    claim = Job.objects.filter(pk=job_id).exclude(state=Job.State.SUCCEEDED)
+    if my_id:
+        claim = claim.filter(Q(state__in=[Job.State.QUEUED, Job.State.FAILED]) | Q(task_id=my_id))
+    claimed = claim.update(
+        task_id=my_id or F("task_id"),
         state=Job.State.RUNNING,
         started_at=timezone.now(),
         finished_at=None,
@@ -102,6 +137,9 @@ def run_job(job_id: int, work: Callable[[Progress], dict | None]) -> dict:
         worker=_worker_name(),
         attempts=F("attempts") + 1,
     )
+    if not claimed:
+        log.info("job %s is already taken by another message; duplicate %s skipped", job_id, my_id)
+        return job.result or {}
     progress = _Throttled(job_id)
     try:
         result = work(progress) or {}
@@ -122,6 +160,13 @@ def run_job(job_id: int, work: Callable[[Progress], dict | None]) -> dict:
         message="done",
     )
     return result
+
+
+def _current_task_id() -> str:
+    from celery import current_task
+
+    request = getattr(current_task, "request", None)
+    return str(getattr(request, "id", None) or "")
 
 
 def _worker_name() -> str:
@@ -155,8 +200,8 @@ def recover_orphaned_jobs(stale_after_s: int | None = None) -> list[int]:
             state=Job.State.QUEUED, message=f"re-queued: worker {job.worker} stopped reporting"
         )
         if updated:
-            send_job(job.pk, current_app.tasks[name], job.params.get("_kwargs", {}))
             recovered.append(job.pk)
+            send_job(job.pk, current_app.tasks[name], job.params.get("_kwargs", {}))
     return recovered
 
 
