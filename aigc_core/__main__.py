@@ -163,7 +163,13 @@ def cmd_train(args) -> int:
             from aigc_core.models.ngram import NgramConfig, NgramLanguageModel
         except ImportError as exc:
             raise CLIError(f"the n-gram model is not available in this checkout ({exc})") from None
-        lm = NgramLanguageModel(NgramConfig(order=args.order)).fit(texts)
+        from aigc_core.data import train_tokenizer
+        from aigc_core.models.language_model import LanguageModelConfig
+
+        # The same subword tokens as gru/transformer (same default vocabulary), so the
+        # baseline's perplexity compares with theirs token for token.
+        tokenizer = train_tokenizer(texts, vocab_size=LanguageModelConfig.vocab_size)
+        lm = NgramLanguageModel(NgramConfig(order=args.order), tokenizer=tokenizer).fit(texts)
         metrics = {"vocab_size": lm.vocab_size}
         if val_texts:
             metrics["val_perplexity"] = lm.perplexity(val_texts)
