@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from kombu.utils.uuid import uuid
@@ -109,12 +109,43 @@ class _Throttled:
             self.last_t, self.last_pct = now, percent
 
 
+# A task that loses the database (connection refused, dropped, locked) is retried
+# this many times with back-off (2, 4, ... 60 s: about 15 minutes in all).
+DB_RETRIES = 20
+
+
 def run_job(job_id: int, work: Callable[[Progress], dict | None]) -> dict:
     """Run ``work(progress)`` under the Job's record. Re-raises on failure so
     Celery sees it too; the row already says what went wrong.
 
     A job that already succeeded is not run again: a redelivered message (late
-    acknowledgement after a worker died) then has no second side effect."""
+    acknowledgement after a worker died) then has no second side effect. When
+    the database itself is away, the row cannot say anything: the task is
+    retried under the same message id until the database is back."""
+    try:
+        return _run_job(job_id, work)
+    except (OperationalError, InterfaceError) as exc:
+        _retry_while_database_is_away(job_id, exc)
+        raise
+
+
+def _retry_while_database_is_away(job_id: int, exc: Exception) -> None:
+    from celery import current_task
+    from django.db import connections
+
+    request = getattr(current_task, "request", None)
+    if request is None or request.is_eager or not request.id:
+        return  # not in a worker: the caller sees the error
+    retries = request.retries or 0
+    if retries >= DB_RETRIES:
+        return
+    connections.close_all()  # the next attempt opens fresh connections
+    log.warning("job %s: database unavailable (%s); retry %d in %ds", job_id, exc, retries + 1,
+                min(60, 2 ** (retries + 1)))
+    raise current_task.retry(exc=exc, countdown=min(60, 2 ** (retries + 1)), max_retries=DB_RETRIES)
+
+
+def _run_job(job_id: int, work: Callable[[Progress], dict | None]) -> dict:
     job = Job.objects.filter(pk=job_id).first()
     if job is None:
         raise Job.DoesNotExist(f"job {job_id} does not exist")
