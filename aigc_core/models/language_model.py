@@ -77,6 +77,10 @@ class _LanguageModelBase(nn.Module):
         was_training = self.training
         self.eval()
         device = next(self.parameters()).device
+        if context_ids.size(1) == 0:
+            # Training texts follow an EOS, so EOS is the context "a new text starts here".
+            start = self.config.eos_token_id if self.config.eos_token_id is not None else 0
+            context_ids = torch.full((context_ids.size(0), 1), start, dtype=torch.long)
         ids = context_ids[:, -self.config.block_size :].to(device)
         logits = self(ids)[:, -1, :].float()
         self.train(was_training)

@@ -112,6 +112,7 @@ def test_it_saves_and_loads_weights_config_and_tokenizer(tmp_path, tokenizer):
     cfg = GenerationConfig(max_new_tokens=8, seed=3)
     assert generate(again, "the cat", cfg) == generate(model, "the cat", cfg)
     assert "".join(stream(again, "the cat", cfg)) == generate(again, "the cat", cfg)
+    assert isinstance(generate(again, "", cfg), str)  # an empty prompt starts after an EOS
 
 
 def test_it_reports_perplexity_on_new_texts(tokenizer):
