@@ -83,28 +83,34 @@ def evaluate_rules(now: datetime | None = None, rules=None) -> dict:
 
 
 def evaluate_rule_key(rule: AlertRule, key: str, now: datetime) -> list[str]:
+    """Step the rule's state machine over every closed window not read yet, then
+    over the open window if it already breaches (so a burst fires before its window
+    closes); an open window is stepped once, and not again when it closes."""
     size = rule.window
     step_s = timedelta(seconds=BUCKET_SECONDS[size])
-    last_complete = bucket_start(now, size) - step_s
+    open_start = bucket_start(now, size)
+    last_complete = open_start - step_s
     state_row, _ = RuleScopeState.objects.get_or_create(rule=rule, key=key)
-    read_until = state_row.last_bucket_start
+    read_until, revision = state_row.last_bucket_start, state_row.revision
     origin = (TrendBucket.objects.filter(scope=rule.scope, key=key, size=size)
               .order_by("start").values_list("start", flat=True).first())
     if origin is None:
         return []
     first = origin if read_until is None else max(origin, read_until + step_s)
-    if first > last_complete:
+    if first > open_start:
         return []
-    n_steps = int((last_complete - first) / step_s) + 1
+    n_steps = int((open_start - first) / step_s)  # closed windows to read
     if n_steps > MAX_STEPS:
-        first = last_complete - (MAX_STEPS - 1) * step_s
+        first = open_start - MAX_STEPS * step_s
         n_steps = MAX_STEPS
     history_start = first - rule.history * step_s
     buckets = {b.start: b for b in TrendBucket.objects.filter(
-        scope=rule.scope, key=key, size=size, start__gte=history_start, start__lte=last_complete)}
-    # A dense series: windows with no news are zeros; nothing before the key's first news counts.
-    starts = [history_start + i * step_s for i in range(rule.history + n_steps)]
+        scope=rule.scope, key=key, size=size, start__gte=history_start, start__lte=open_start)}
+    # A dense series (windows with no news are zeros) ending with the open window;
+    # nothing before the key's first news counts as history.
+    starts = [history_start + i * step_s for i in range(rule.history + n_steps + 1)]
     values, volumes = zip(*[metric_value(buckets.get(s), rule.metric) for s in starts], strict=True)
+    first_history = int((max(origin, history_start) - history_start) / step_s)
     cfg, state_cfg = detector_configs(rule)
     state = AlertState.from_dict(state_row.state)
     emitted: list[str] = []
@@ -112,22 +118,33 @@ def evaluate_rule_key(rule: AlertRule, key: str, now: datetime) -> list[str]:
         open_alert = Alert.objects.select_for_update().filter(
             rule=rule, key=key, state__in=[Alert.State.PENDING, Alert.State.FIRING]).first()
         for i in range(rule.history, len(starts)):
-            lo = max(i - rule.history, int((max(origin, history_start) - history_start) / step_s))
-            score = score_point(values[i], values[lo:i], cfg, volumes[i])
-            state, events = step(state, score.breaching, starts[i].timestamp(), state_cfg)
+            t0, is_open = starts[i], i == len(starts) - 1
+            score = score_point(values[i], values[max(i - rule.history, first_history):i], cfg, volumes[i])
+            if state.extra.get("provisional") == t0.timestamp():
+                # Stepped as a breach while it was open: refresh the alert, do not count it twice.
+                if not is_open:
+                    state.extra.pop("provisional")
+                open_alert = _apply(rule, key, t0, step_s, score, [], open_alert, now)
+                continue
+            if is_open and not score.breaching:
+                break  # an open window may still grow; it is judged when it closes
+            state, events = step(state, score.breaching, t0.timestamp(), state_cfg)
+            if is_open:
+                state.extra["provisional"] = t0.timestamp()
             emitted.extend(ev.kind for ev in events)
-            open_alert = _apply(rule, key, starts[i], step_s, score, [ev.kind for ev in events], open_alert)
-        updated = RuleScopeState.objects.filter(pk=state_row.pk, last_bucket_start=read_until).update(
-            state=state.to_dict(), last_bucket_start=last_complete)
+            open_alert = _apply(rule, key, t0, step_s, score, [ev.kind for ev in events], open_alert, now)
+        updated = RuleScopeState.objects.filter(pk=state_row.pk, revision=revision).update(
+            state=state.to_dict(), last_bucket_start=max(last_complete, read_until or last_complete),
+            revision=revision + 1)
         if not updated:
             raise ConcurrentEvaluation(f"{rule} / {key} was evaluated concurrently")
     return emitted
 
 
 def _apply(rule: AlertRule, key: str, t0: datetime, step_s: timedelta, score, kinds: list[str],
-           alert: Alert | None) -> Alert | None:
+           alert: Alert | None, now: datetime) -> Alert | None:
     """Turn one window's detector events into Alert changes and webhook messages."""
-    end = t0 + step_s
+    end = min(t0 + step_s, now)
     if "pending" in kinds and alert is None:
         alert = Alert.objects.create(rule=rule, scope=rule.scope, key=key, state=Alert.State.PENDING,
                                      started_at=t0, value=score.value, peak_value=score.value,
@@ -139,7 +156,7 @@ def _apply(rule: AlertRule, key: str, t0: datetime, step_s: timedelta, score, ki
         alert.peak_value = max(alert.peak_value, score.value)
         alert.baseline, alert.z = score.baseline, max(alert.z, score.z)
         alert.save(update_fields=["value", "peak_value", "baseline", "z"])
-        _link_items(alert, t0, end)
+        _link_items(alert, t0, t0 + step_s)
     if "firing" in kinds:
         alert.state, alert.fired_at = Alert.State.FIRING, end
         alert.save(update_fields=["state", "fired_at"])

@@ -184,7 +184,8 @@ class RuleScopeState(models.Model):
     rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="states")
     key = models.CharField(max_length=40)
     state = models.JSONField(default=dict)
-    last_bucket_start = models.DateTimeField(null=True, blank=True)
+    last_bucket_start = models.DateTimeField(null=True, blank=True, help_text="last closed window read")
+    revision = models.PositiveIntegerField(default=0, help_text="bumped on every write (compare-and-set)")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["rule", "key"], name="sentiment_rule_state_unique")]

@@ -50,7 +50,7 @@ def test_it_fires_once_on_a_burst_links_its_news_and_resolves():
     assert counts["firing"] == 1
     alert = Alert.objects.get()
     assert alert.state == "firing" and alert.started_at == T0 + timedelta(hours=30)
-    assert alert.items.count() == 9 and alert.baseline == 1
+    assert alert.items.count() == 9 + 11 and alert.baseline == 1  # the closed window and the open one
     alerts.evaluate_rules(now=T0 + timedelta(hours=45))
     alert.refresh_from_db()
     assert alert.state == "resolved" and alert.resolved_at == T0 + timedelta(hours=34)
@@ -90,3 +90,26 @@ def test_it_alerts_on_negative_share_with_minimum_volume():
     alerts.evaluate_rules(now=T0 + timedelta(days=11, hours=1))
     alert = Alert.objects.get()
     assert alert.state == "firing" and alert.key == "ACME" and alert.value == pytest.approx(5 / 6)
+
+
+def test_it_fires_in_the_open_window_and_does_not_count_it_twice_when_it_closes():
+    burst_rule(pending_for=2)
+    hourly([1, 2, 1, 0, 1, 2] * 5 + [9, 10])  # hour 30 closed, hour 31 still open at 31:50
+    now = T0 + timedelta(hours=31, minutes=50)
+    assert alerts.evaluate_rules(now=now)["firing"] == 1  # breaches in 30 (closed) and 31 (open)
+    alert = Alert.objects.get()
+    assert alert.state == "firing" and alert.fired_at == now and alert.items.count() == 19
+    # Hour 31 closes quiet-free, hour 32 is quiet: one resolution, the open window was counted once.
+    counts = alerts.evaluate_rules(now=T0 + timedelta(hours=33, minutes=1))
+    assert counts["resolved"] == 1 and counts["firing"] == 0
+    alert.refresh_from_db()
+    assert alert.resolved_at == T0 + timedelta(hours=33) and Alert.objects.count() == 1
+
+
+def test_it_waits_for_an_open_window_that_does_not_breach_yet():
+    burst_rule()
+    hourly([1, 2, 1, 0, 1, 2] * 5 + [2])
+    assert alerts.evaluate_rules(now=T0 + timedelta(hours=30, minutes=5))["firing"] == 0
+    for i in range(9):
+        make_item(sentiment="negative", published_at=T0 + timedelta(hours=30, minutes=10 + i))
+    assert alerts.evaluate_rules(now=T0 + timedelta(hours=30, minutes=30))["firing"] == 1

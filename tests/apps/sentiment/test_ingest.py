@@ -4,6 +4,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
+from apps.common.http import OutboundError
 from apps.sentiment import services
 from apps.sentiment.models import Company, NewsItem, NewsSource
 
@@ -54,11 +55,11 @@ def test_it_extracts_cashtags_and_company_names(source):
 
 def test_it_ingests_a_labelled_csv_and_rejects_bad_labels(source):
     data = (
-        "url,headline,body,published_at,topic,sentiment\n"
-        "https://c.example/1,Bank downgraded,,2026-10-01T10:00:00Z,credit,negative\n"
-        "https://c.example/2,Rates unchanged,,2026-10-01 11:00,macro,neutral\n"
-        "https://c.example/3,Odd label,,2026-10-01,weather,positive\n"
-    ).encode()
+        b"url,headline,body,published_at,topic,sentiment\n"
+        b"https://c.example/1,Bank downgraded,,2026-10-01T10:00:00Z,credit,negative\n"
+        b"https://c.example/2,Rates unchanged,,2026-10-01 11:00,macro,neutral\n"
+        b"https://c.example/3,Odd label,,2026-10-01,weather,positive\n"
+    )
     r = services.ingest_csv(data, source)
     assert len(r.created) == 2 and r.rejected[0]["index"] == 2 and "weather" in r.rejected[0]["reason"]
     item = NewsItem.objects.get(url="https://c.example/1")
@@ -115,7 +116,7 @@ def test_it_polls_a_feed_through_the_outbound_wrapper(settings, feed_server):
 def test_it_refuses_to_poll_a_private_feed_when_not_allowed(settings, feed_server):
     settings.AIGC_ALLOW_PRIVATE_URLS = False
     src = NewsSource.objects.create(name="loop", kind="rss", url=feed_server)
-    with pytest.raises(Exception, match="private"):
+    with pytest.raises(OutboundError, match="private"):
         services.poll_source(src)
     src.refresh_from_db()
     assert src.last_status.startswith("error") and NewsItem.objects.count() == 0
