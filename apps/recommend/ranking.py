@@ -8,6 +8,7 @@ Features of a (user, item) pair, in this order:
   recency            -log1p(item age in days): newer items score higher
   price_gap          |log1p(price) - mean log1p(price) of the user's history| (0 when unknown)
   category_affinity  share of the user's history in the item's category
+  text_similarity    cosine of the mean frozen MiniLM vector of the history and the item's (no training)
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-FEATURES = ["model_score", "popularity", "recency", "price_gap", "category_affinity"]
+FEATURES = ["model_score", "popularity", "recency", "price_gap", "category_affinity", "text_similarity"]
 RANKER_FILE = "ranker.json"
 DAY_S = 86400.0
 
@@ -55,8 +56,9 @@ def user_profile(history_rows: list[int], table: ItemTable) -> tuple[dict[str, f
 
 
 def pair_features(model_scores: np.ndarray, rows: np.ndarray, table: ItemTable, now_ts: float,
-                  category_share: dict[str, float], mean_log_price: float) -> np.ndarray:
-    """Features (len(rows), 5) for one user and the candidate item rows ``rows``."""
+                  category_share: dict[str, float], mean_log_price: float,
+                  text_sim: np.ndarray | None = None) -> np.ndarray:
+    """Features (len(rows), len(FEATURES)) for one user and the candidate item rows ``rows``."""
     rows = np.asarray(rows, dtype=np.int64)
     pop = table.pop_norm[rows] if len(table.popularity) else np.zeros(len(rows), np.float32)
     age_days = np.clip((now_ts - table.created_ts[rows]) / DAY_S, 0, None)
@@ -65,7 +67,8 @@ def pair_features(model_scores: np.ndarray, rows: np.ndarray, table: ItemTable, 
     gap = np.abs(lp - mean_log_price)
     gap = np.where(np.isnan(gap), 0.0, gap)
     cat = np.array([category_share.get(table.categories[r], 0.0) for r in rows], np.float32)
-    return np.stack([np.asarray(model_scores, np.float32), pop, recency, gap, cat], axis=1).astype(np.float32)
+    ts = np.zeros(len(rows), np.float32) if text_sim is None else np.asarray(text_sim, np.float32)
+    return np.stack([np.asarray(model_scores, np.float32), pop, recency, gap, cat, ts], axis=1).astype(np.float32)
 
 
 @dataclass

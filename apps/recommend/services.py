@@ -34,7 +34,7 @@ from django.utils import timezone
 
 from apps.common import engine
 from apps.recommend.models import Event, Item
-from apps.recommend.ranking import ItemTable, Ranker, pair_features
+from apps.recommend.ranking import FEATURES, ItemTable, Ranker, pair_features
 from apps.recommend.training import (
     CONSUMED_KINDS,
     RATING_POSITIVE,
@@ -451,6 +451,7 @@ class LiveCatalogue:
     pk_row: dict[int, int]
     items: list[Item]
     vectors: np.ndarray  # (N, dim) projected, unit length
+    text_vecs: np.ndarray  # (N, 384) frozen MiniLM vectors
     table: ItemTable
     popularity_days: float | None
     warning: str | None = None
@@ -498,7 +499,7 @@ def live_catalogue() -> LiveCatalogue:
             created_ts=np.array([i.created_at.timestamp() for i in items]),
         )
         _live = LiveCatalogue(version=version, stamp=stamp, model=model, ranker=ranker, index=index,
-                              pk_row={i.pk: n for n, i in enumerate(items)}, items=items, vectors=vecs,
+                              pk_row={i.pk: n for n, i in enumerate(items)}, items=items, vectors=vecs, text_vecs=text_vecs,
                               table=table, popularity_days=pop_days, warning=loaded.warning if loaded else None)
         return _live
 
@@ -563,6 +564,7 @@ class UserState:
     item_vecs: np.ndarray  # projected vectors of `items`
     shares: dict[str, float]
     mean_log_price: float
+    text_mean: np.ndarray | None = None  # (384,) normalised mean MiniLM vector of `items`
 
 
 def _user_state(live: LiveCatalogue, user_id: str, context: list[Item]) -> UserState:
@@ -577,8 +579,10 @@ def _user_state(live: LiveCatalogue, user_id: str, context: list[Item]) -> UserS
     item_vecs = live.model.project_items(text_vecs)
     cats = Counter(i.category for i in seq)
     prices = [math.log1p(i.price) for i in seq if i.price is not None]
+    mean = text_vecs.mean(0)
     return UserState(hist, seq, users[0], item_vecs, {c: n / len(seq) for c, n in cats.items()},
-                     float(np.mean(prices)) if prices else float("nan"))
+                     float(np.mean(prices)) if prices else float("nan"),
+                     mean / max(float(np.linalg.norm(mean)), 1e-9))
 
 
 def _reason(state: UserState, vec: np.ndarray, source: str, item: Item | None = None) -> str:
@@ -629,7 +633,8 @@ def recommend(user_id: str, k: int = 10, context_item_ids: list[str] | None = No
     if len(rows):
         if state.vector is not None:
             model_s = live.vectors[rows] @ state.vector
-            feats = pair_features(model_s, rows, live.table, ref, state.shares, state.mean_log_price)
+            feats = pair_features(model_s, rows, live.table, ref, state.shares, state.mean_log_price,
+                                  live.text_vecs[rows] @ state.text_mean)
             final = live.ranker.score(feats)
         else:  # cold user, no context: popularity, newest first on ties
             model_s = np.zeros(len(rows), np.float32)
@@ -703,7 +708,7 @@ def score(user_id: str, candidates: list, context_item_ids: list[str] | None = N
     vecs = live.model.project_items(text_vecs)
     pop_top = np.log1p(pop.max()) if len(pop) and pop.max() > 0 else 1.0
     results = []
-    feats = np.zeros((len(parsed), 5), np.float32)
+    feats = np.zeros((len(parsed), len(FEATURES)), np.float32)
     for n, p in enumerate(parsed):
         item = found.get(p.get("item_id"))
         ms = float(vecs[n] @ state.vector) if state.vector is not None else 0.0
@@ -713,7 +718,9 @@ def score(user_id: str, candidates: list, context_item_ids: list[str] | None = N
                                                   else (math.log1p(p["price"]) if not item and p.get("price") is not None
                                                         else np.nan)]),
                               created_ts=np.array([item.created_at.timestamp() if item else ref]))
-        f = pair_features(np.array([ms]), np.array([0]), row_table, ref, state.shares, state.mean_log_price)[0]
+        ts = float(text_vecs[n] @ state.text_mean) if state.text_mean is not None else 0.0
+        f = pair_features(np.array([ms]), np.array([0]), row_table, ref, state.shares, state.mean_log_price,
+                          np.array([ts]))[0]
         f[1] = (np.log1p(pop[live.pk_row[item.pk]]) / pop_top) if item is not None and item.pk in live.pk_row else 0.0
         feats[n] = f
     final = live.ranker.score(feats) if state.vector is not None else feats[:, 1]

@@ -47,8 +47,9 @@ Progress = Callable[[float, str], None]
 
 @dataclass
 class RecommendTrainConfig:
-    model: TwoTowerConfig = field(default_factory=TwoTowerConfig)
-    epochs: int = 4  # passes over the (history -> next item) examples
+    # BPR at temperature 0.1 edged out in-batch softmax on the demo data (recall@10 0.214 vs 0.200-0.211).
+    model: TwoTowerConfig = field(default_factory=lambda: TwoTowerConfig(loss="bpr", temperature=0.1))
+    epochs: int = 8  # passes over the (history -> next item) examples
     batch_size: int = 256
     lr: float = 2e-3
     test_ratio: float = 0.2  # last share of the time span held out for evaluation
@@ -232,12 +233,13 @@ def model_scores(model: TwoTower, item_vecs: np.ndarray, cat: Catalogue, histori
 
 
 def ranked_scores(ranker: Ranker, scores: np.ndarray, cat: Catalogue, histories: list[list[int]],
-                  now_ts: float) -> np.ndarray:
+                  now_ts: float, text_scores: np.ndarray) -> np.ndarray:
     all_rows = np.arange(len(cat.texts))
     out = np.empty_like(scores)
     for j, h in enumerate(histories):
         shares, mean_lp = user_profile(h, cat.table)
-        out[j] = ranker.score(pair_features(scores[j], all_rows, cat.table, now_ts, shares, mean_lp))
+        out[j] = ranker.score(pair_features(scores[j], all_rows, cat.table, now_ts, shares, mean_lp,
+                                            text_scores[j]))
     return out
 
 
@@ -298,6 +300,7 @@ def fit_ranker(model: TwoTower, cat: Catalogue, log: EventLog, t_rank: float, t_
     item_vecs = model.project_items(cat.features)
     histories = [hist[u] for u in users]
     scores = model_scores(model, item_vecs, cat, histories)
+    text_scores = text_only_scores(cat, histories)
     X, y = [], []
     n = len(cat.texts)
     for j, u in enumerate(users):
@@ -311,7 +314,7 @@ def fit_ranker(model: TwoTower, cat: Catalogue, log: EventLog, t_rank: float, t_
         neg = top[: cfg.ranker_negatives // 2] + rand[: cfg.ranker_negatives // 2]
         rows = np.asarray(pos + neg, np.int64)
         shares, mean_lp = user_profile(hist[u], cat.table)
-        X.append(pair_features(scores[j][rows], rows, cat.table, t_rank, shares, mean_lp))
+        X.append(pair_features(scores[j][rows], rows, cat.table, t_rank, shares, mean_lp, text_scores[j][rows]))
         y.extend([1] * len(pos) + [0] * len(neg))
     return Ranker.fit(np.concatenate(X), np.asarray(y), seed=cfg.seed)
 
@@ -393,11 +396,12 @@ def train_and_evaluate(items: list[dict], events: list[dict], config: RecommendT
         n = len(cat.texts)
         pop_scores = np.broadcast_to(cat.table.popularity + np.linspace(0, 1e-6, n)[::-1], (len(users), n))
         systems["popularity"] = ranking_metrics(pop_scores, rel, excl, cfg.k)
-        systems["text_only"] = ranking_metrics(text_only_scores(cat, histories), rel, excl, cfg.k)
+        text_scores = text_only_scores(cat, histories)
+        systems["text_only"] = ranking_metrics(text_scores, rel, excl, cfg.k)
         item_vecs = model.project_items(cat.features)
         tt = model_scores(model, item_vecs, cat, histories)
         systems["two_tower"] = ranking_metrics(tt, rel, excl, cfg.k)
-        systems["model"] = ranking_metrics(ranked_scores(ranker, tt, cat, histories, t_split), rel, excl, cfg.k)
+        systems["model"] = ranking_metrics(ranked_scores(ranker, tt, cat, histories, t_split, text_scores), rel, excl, cfg.k)
     metrics = {
         "systems": systems,
         "eval_users": len(users),
