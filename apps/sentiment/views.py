@@ -69,6 +69,7 @@ def dashboard(request):
         "unclassified": NewsItem.objects.filter(classification__isnull=True).count(),
         "total": NewsItem.objects.count(),
         "jobs": Job.objects.filter(kind__startswith="sentiment.")[:5],
+        "disabled_subs": WebhookSubscription.objects.filter(enabled=False).exclude(disabled_reason="disabled by staff"),
     })
 
 

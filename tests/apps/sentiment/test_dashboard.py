@@ -76,6 +76,7 @@ def test_it_shows_delivery_logs_and_the_disabled_reason(staff_client, settings):
     page = staff_client.get(f"/sentiment/webhooks/{sub.pk}/").content.decode()
     assert msg.event_id in page and "HTTP 500: boom" in page and "disabled after 5 messages" in page
     assert "Re-send" in page
+    assert "disabled after 5 messages" in staff_client.get("/sentiment/").content.decode()  # staff are told
 
 
 def test_it_adds_a_feed_and_uploads_a_csv(staff_client, settings):
