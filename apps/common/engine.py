@@ -39,13 +39,18 @@ def load_current(name: str, loader: Callable[[Path], Any]) -> LoadedModel | None
     A version whose files fail their checksums is skipped for the newest one
     that verifies; the returned ``warning`` says so, for the dashboard.
     Returns None when nothing has been trained yet."""
+    from aigc_core.registry import RegistryError
+
     reg = registry()
-    current = reg.current(name)
+    try:
+        current = reg.current(name)
+    except RegistryError:  # the promoted version's manifest is gone or unreadable: fall back below
+        current = False
     if current is None:
         return None
     with _lock:
         hit = _cache.get(name)
-        if hit is not None and hit.version == current.version and hit.warning is None:
+        if hit is not None and current and hit.version == current.version and hit.warning is None:
             return hit
         path, version, warning = reg.load_path_with_fallback(name)
         if hit is not None and hit.version == version.version:
@@ -65,3 +70,46 @@ def forget(name: str | None = None) -> None:
             _cache.clear()
         else:
             _cache.pop(name, None)
+
+
+_status: dict[str, tuple[tuple, str | None]] = {}
+
+
+def model_warning(name: str) -> str | None:
+    """For dashboards: None while the promoted version of ``name`` is intact (or
+    nothing is trained), else what is wrong with it and which version is served
+    instead. Checksums are re-verified only when the files' sizes or times change."""
+    from aigc_core.registry import ArtifactCorrupt, RegistryError
+
+    reg = registry()
+    try:
+        current = reg.current(name)
+        if current is None:
+            return None
+        key = (current.version, tuple(_stat(current.path / rel) for rel in sorted(current.files)))
+    except RegistryError:
+        current, key = None, ("unreadable",)
+    cached = _status.get(name)
+    if cached is not None and cached[0] == key and key != ("unreadable",):
+        return cached[1]
+    warning = None
+    try:
+        if current is not None:
+            reg.verify(current)
+        else:
+            raise ArtifactCorrupt("the promoted version cannot be read")
+    except RegistryError:
+        try:
+            warning = reg.load_path_with_fallback(name)[2]
+        except RegistryError as exc:
+            warning = f"{name}: {exc}; nothing can be served until a model is trained or restored"
+    _status[name] = (key, warning)
+    return warning
+
+
+def _stat(path: Path) -> tuple:
+    try:
+        st = path.stat()
+        return (str(path), st.st_size, st.st_mtime_ns)
+    except OSError:
+        return (str(path), None, None)
