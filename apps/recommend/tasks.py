@@ -24,3 +24,16 @@ def import_catalogue(job_id: int, rows: list[dict]) -> dict:
         return services.upsert_items(rows).as_dict()
 
     return run_job(job_id, work)
+
+
+@shared_task(name="apps.recommend.tasks.schedule_training", ignore_result=True)
+def schedule_training() -> int | None:
+    """Beat: queue a training job unless one is already queued or running."""
+    from apps.common.jobs import enqueue
+    from apps.common.models import Job
+    from apps.recommend.models import Event
+
+    busy = Job.objects.filter(kind="recommend.train", state__in=[Job.State.QUEUED, Job.State.RUNNING]).exists()
+    if busy or not Event.objects.exists():
+        return None
+    return enqueue(train_recommender, "recommend.train", params={"source": "beat"}).pk

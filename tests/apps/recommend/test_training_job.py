@@ -57,3 +57,22 @@ def test_it_queues_training_from_the_dashboard_and_the_api(staff_client, recomme
     res = recommend_api.post("/recommend/api/train/", {}, format="json")
     assert res.status_code == 202 and res.json()["state"] == "queued"
     assert Job.objects.filter(kind="recommend.train").count() == 2
+
+
+@pytest.mark.worker
+def test_it_trains_on_a_real_worker_through_the_train_queue(live_worker, settings):
+    from tests.conftest import wait_for
+
+    items = catalogue(per_kind=4)
+    services.upsert_items([{**it, "external_id": it["id"]} for it in items])
+    rows = [{"event_id": e["id"], "user_id": e["user"], "item_id": e["item"], "kind": e["kind"],
+             "at": e["at"].isoformat()} for e in simulate(items, n_users=24, per_user=8, seed=9)]
+    services.record_events(rows[:1000])
+    job = enqueue(tasks.train_recommender, "recommend.train", epochs=1)
+    done = wait_for(lambda: Job.objects.filter(pk=job.pk, state__in=["succeeded", "failed"]).first(),
+                    timeout=240, what="training job to finish")
+    assert done.state == Job.State.SUCCEEDED, done.error
+    assert done.worker and done.result["version"] >= 1
+    services.reset_serving_cache()
+    assert services.recommend("u1", k=3)["model_version"] == done.result["version"]
+    services.reset_serving_cache()
