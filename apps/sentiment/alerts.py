@@ -39,6 +39,33 @@ class ConcurrentEvaluation(Exception):
     pass
 
 
+DETECTOR_FIELDS = {"scope", "key", "metric", "window", "history", "warmup", "sensitivity_z", "min_volume",
+                   "pending_for", "resolve_after", "cooldown_minutes", "enabled"}
+
+
+def rule_changed(rule: AlertRule, changed: set[str]) -> int:
+    """After an edit that changes what the detector computes: resolve the rule's open
+    alerts (subscribers get alert.resolved) and restart its state machines from the
+    history. Returns the alerts resolved."""
+    if not changed & DETECTOR_FIELDS:
+        return 0
+    now = timezone.now()
+    n = 0
+    with transaction.atomic():
+        for alert in Alert.objects.select_for_update().filter(
+                rule=rule, state__in=[Alert.State.PENDING, Alert.State.FIRING]):
+            was_firing = alert.state == Alert.State.FIRING
+            alert.state = Alert.State.RESOLVED if was_firing else Alert.State.CANCELLED
+            alert.resolved_at = now if was_firing else None
+            alert.save(update_fields=["state", "resolved_at"])
+            if was_firing:
+                payload = {**alert_payload(alert), "reason": "the rule was edited"}
+                publish("alert.resolved", payload, scope_key=f"{alert.scope}:{alert.key}", alert=alert)
+            n += 1
+        RuleScopeState.objects.filter(rule=rule).delete()
+    return n
+
+
 def detector_configs(rule: AlertRule) -> tuple[DetectorConfig, StateConfig]:
     share = rule.metric == AlertRule.Metric.NEGATIVE_SHARE
     return (

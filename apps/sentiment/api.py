@@ -248,8 +248,19 @@ class RuleList(generics.ListCreateAPIView, SentimentAPIView):
 
 
 class RuleDetail(generics.RetrieveUpdateDestroyAPIView, SentimentAPIView):
+    """A rule; an edit that changes the detection resolves its open alerts and restarts it."""
+
     serializer_class = AlertRuleSerializer
     queryset = AlertRule.objects.all()
+
+    def perform_update(self, serializer):
+        from apps.sentiment.alerts import rule_changed
+
+        before = AlertRuleSerializer(serializer.instance).data
+        with transaction.atomic():
+            rule = serializer.save()
+            after = AlertRuleSerializer(rule).data
+            rule_changed(rule, {k for k in after if after[k] != before.get(k)})
 
 
 class AlertSerializer(serializers.ModelSerializer):

@@ -181,7 +181,12 @@ def rules_page(request, pk: int | None = None):
     rule = get_object_or_404(AlertRule, pk=pk) if pk else None
     form = RuleForm(request.POST or None, instance=rule)
     if request.method == "POST" and form.is_valid():
-        saved = form.save()
+        from apps.sentiment.alerts import rule_changed
+
+        with transaction.atomic():
+            saved = form.save()
+            if rule is not None:
+                rule_changed(saved, set(form.changed_data))
         messages.success(request, f"Rule “{saved.name}” saved.")
         return redirect("sentiment:rules")
     return render(request, "sentiment/rules.html", {

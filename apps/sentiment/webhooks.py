@@ -204,7 +204,13 @@ def resend(subscription: WebhookSubscription, delivery_ids: list[int] | None = N
     if ids:
         from apps.sentiment.tasks import deliver_in_order
 
-        transaction.on_commit(lambda: deliver_in_order.delay(delivery_ids=ids))
+        def _send_in_order() -> None:
+            try:
+                deliver_in_order.delay(delivery_ids=ids)
+            except Exception:  # broker down: the sweeper sends them once their lease passes
+                log.exception("could not queue the re-send of %s deliveries", len(ids))
+
+        transaction.on_commit(_send_in_order)
     return ids
 
 

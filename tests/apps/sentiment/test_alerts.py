@@ -113,3 +113,16 @@ def test_it_waits_for_an_open_window_that_does_not_breach_yet():
     for i in range(9):
         make_item(sentiment="negative", published_at=T0 + timedelta(hours=30, minutes=10 + i))
     assert alerts.evaluate_rules(now=T0 + timedelta(hours=30, minutes=30))["firing"] == 1
+
+
+def test_it_resolves_open_alerts_and_restarts_when_a_rule_is_edited(sentiment_api):
+    rule = burst_rule()
+    hourly([1, 2, 1, 0, 1, 2] * 5 + [9, 11])
+    alerts.evaluate_rules(now=T0 + timedelta(hours=31, minutes=30))
+    assert Alert.objects.get().state == "firing"
+    r = sentiment_api.patch(f"/sentiment/api/rules/{rule.pk}/", {"name": "renamed"}, format="json")
+    assert r.status_code == 200 and Alert.objects.get().state == "firing"  # a new name changes nothing
+    r = sentiment_api.patch(f"/sentiment/api/rules/{rule.pk}/", {"sensitivity_z": 6}, format="json")
+    assert r.status_code == 200
+    assert Alert.objects.get().state == "resolved" and not rule.states.exists()
+    assert WebhookMessage.objects.filter(event_type="alert.resolved").count() == 1
