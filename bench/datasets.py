@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from bench.harness import data_path, sha256_files
+from bench.harness import data_path, dev_limit, sha256_files
 
 # -- BANKING77 --------------------------------------------------------------------
 
@@ -41,6 +41,12 @@ def banking77() -> tuple[LabelledTexts, LabelledTexts, list[str], str]:
     train = _read_text_category(root / "train.csv")
     test = _read_text_category(root / "test.csv")
     intents = json.loads((root / "categories.json").read_text())
+    if limit := dev_limit():
+        rng = random.Random(0)
+        keep_tr = sorted(rng.sample(range(len(train)), min(limit, len(train))))
+        keep_te = sorted(rng.sample(range(len(test)), min(limit // 3, len(test))))
+        train = LabelledTexts([train.texts[i] for i in keep_tr], [train.labels[i] for i in keep_tr])
+        test = LabelledTexts([test.texts[i] for i in keep_te], [test.labels[i] for i in keep_te])
     return train, test, intents, sha256_files([root / "train.csv", root / "test.csv"])
 
 
@@ -101,6 +107,8 @@ def phrasebank(name: str) -> PhraseBank:
         labels_of[s].add(lab)
     conflicting = [s for s in order if len(labels_of[s]) > 1]
     keep = [s for s in order if len(labels_of[s]) == 1]
+    if limit := dev_limit():
+        keep = keep[:limit]
     data = LabelledTexts(keep, [next(iter(labels_of[s])) for s in keep])
     return PhraseBank(
         data=data, file=PHRASEBANK_FILES[name], raw_lines=len(lines),
@@ -196,4 +204,6 @@ def movielens_small() -> MovieLens:
     with (root / "ratings.csv").open(newline="") as fh:
         for row in csv.DictReader(fh):
             ratings.append((int(row["userId"]), int(row["movieId"]), float(row["rating"]), int(row["timestamp"])))
+    if limit := dev_limit():
+        ratings = [r for r in ratings if r[0] <= max(5, limit // 100)]
     return MovieLens(items, ratings, sha256_files([root / "movies.csv", root / "ratings.csv", root / "tags.csv"]))

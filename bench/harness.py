@@ -33,6 +33,11 @@ class DataMissing(RuntimeError):
     """A public data set is not where the README says it is."""
 
 
+def dev_limit() -> int:
+    """BENCH_DEV_LIMIT=N: development only — the loaders keep a small slice; results say so."""
+    return int(os.environ.get("BENCH_DEV_LIMIT", "0") or 0)
+
+
 def data_path(*parts: str) -> Path:
     path = DATA_DIR.joinpath(*parts)
     if not path.exists():
@@ -189,7 +194,7 @@ def write_result(area: str, result: dict[str, Any], quick: bool, wall_s: float, 
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     payload = {
         "area": area,
-        "mode": "quick" if quick else "full",
+        "mode": ("quick" if quick else "full") + (f" DEV SLICE {dev_limit()}" if dev_limit() else ""),
         "command": command,
         "finished_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "wall_s": round(wall_s, 1),
