@@ -1,6 +1,7 @@
 """Recommend API (/recommend/api/...): Bearer token scoped to "recommend", or a staff session."""
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -40,7 +41,7 @@ class ItemUpsertSerializer(serializers.Serializer):
 class ItemsView(RecommendAPIView):
     """POST: upsert items (JSON) by external_id, all or nothing; {"removed": true} removes one."""
 
-    @extend_schema(request=ItemUpsertSerializer, summary="Upsert catalogue items")
+    @extend_schema(responses=OpenApiTypes.OBJECT, request=ItemUpsertSerializer, summary="Upsert catalogue items")
     def post(self, request):
         ser = ItemUpsertSerializer(data=request.data if isinstance(request.data, dict) else {"items": request.data})
         ser.is_valid(raise_exception=True)
@@ -52,7 +53,8 @@ class CatalogueUploadView(RecommendAPIView):
 
     parser_classes = [MultiPartParser, FormParser]
 
-    @extend_schema(summary="Import a catalogue file (CSV or JSON)")
+    @extend_schema(request={"multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}},
+                   responses=OpenApiTypes.OBJECT, summary="Import a catalogue file (CSV or JSON)")
     def post(self, request):
         upload = request.FILES.get("file")
         if upload is None:
@@ -70,14 +72,14 @@ class CatalogueUploadView(RecommendAPIView):
 
 
 class ItemRemoveView(RecommendAPIView):
-    @extend_schema(summary="Remove an item: it is never recommended again")
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="Remove an item: it is never recommended again")
     def delete(self, request, external_id: str):
         n = services.remove_items([external_id])
         return Response({"removed": n, "item_id": external_id})
 
 
 class SimilarItemsView(RecommendAPIView):
-    @extend_schema(summary="Items similar to one item")
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="Items similar to one item")
     def get(self, request, external_id: str):
         k = _int_param(request, "k", 10)
         return Response(services.similar_items(external_id, k))
@@ -99,7 +101,7 @@ class EventsView(RecommendAPIView):
     A batch answers 200 with a status per event; events that are rejected (unknown
     item id, bad kind...) never block the others."""
 
-    @extend_schema(request=EventSerializer, summary="Record one event or a batch")
+    @extend_schema(responses=OpenApiTypes.OBJECT, request=EventSerializer, summary="Record one event or a batch")
     def post(self, request):
         data = request.data
         if isinstance(data, dict) and "events" in data:
@@ -137,14 +139,14 @@ class RecommendRequestSerializer(serializers.Serializer):
 class RecommendView(RecommendAPIView):
     """Top-k items for a user, each with a reason. Unknown users get popular items."""
 
-    @extend_schema(request=RecommendRequestSerializer, summary="Recommend items for a user")
+    @extend_schema(responses=OpenApiTypes.OBJECT, request=RecommendRequestSerializer, summary="Recommend items for a user")
     def post(self, request):
         ser = RecommendRequestSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
         d = ser.validated_data
         return Response(services.recommend(d["user_id"], d["k"], d.get("context_item_ids")))
 
-    @extend_schema(summary="Recommend items for a user (?user_id=&k=)")
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="Recommend items for a user (?user_id=&k=)")
     def get(self, request):
         ser = RecommendRequestSerializer(data={"user_id": request.query_params.get("user_id", ""),
                                                "k": request.query_params.get("k", 10)})
@@ -161,7 +163,7 @@ class ScoreRequestSerializer(serializers.Serializer):
 class ScoreView(RecommendAPIView):
     """Score up to 1,000 candidates (item ids or raw texts) for a user, in the order given."""
 
-    @extend_schema(request=ScoreRequestSerializer, summary="Score candidate items or texts for a user")
+    @extend_schema(responses=OpenApiTypes.OBJECT, request=ScoreRequestSerializer, summary="Score candidate items or texts for a user")
     def post(self, request):
         ser = ScoreRequestSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
@@ -170,14 +172,14 @@ class ScoreView(RecommendAPIView):
 
 
 class TrainView(RecommendAPIView):
-    @extend_schema(summary="Queue a training job")
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT, summary="Queue a training job")
     def post(self, request):
         job = enqueue(tasks.train_recommender, "recommend.train", user=request.user)
         return Response({"job": job.pk, "state": job.state}, status=status.HTTP_202_ACCEPTED)
 
 
 class ModelView(RecommendAPIView):
-    @extend_schema(summary="Model versions and their offline metrics")
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="Model versions and their offline metrics")
     def get(self, request):
         return Response({"versions": [
             {"version": v.version, "created_at": v.created_at, "metrics": v.metrics}
