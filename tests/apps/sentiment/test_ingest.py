@@ -120,3 +120,24 @@ def test_it_refuses_to_poll_a_private_feed_when_not_allowed(settings, feed_serve
         services.poll_source(src)
     src.refresh_from_db()
     assert src.last_status.startswith("error") and NewsItem.objects.count() == 0
+
+
+def test_it_schedules_feed_polls_rule_evaluation_and_the_webhook_sweeper(settings):
+    tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert {"apps.sentiment.tasks.poll_due_feeds", "apps.sentiment.tasks.evaluate_alert_rules",
+            "apps.sentiment.tasks.send_due_webhooks"} <= tasks
+
+
+def test_it_polls_due_feeds_in_jobs(settings, feed_server, django_capture_on_commit_callbacks):
+    from apps.common.models import Job
+    from apps.sentiment.tasks import poll_due_feeds
+
+    settings.AIGC_ALLOW_PRIVATE_URLS = True
+    NewsSource.objects.create(name="loop", kind="rss", url=feed_server, poll_interval_s=60)
+    NewsSource.objects.create(name="off", kind="rss", url=feed_server, enabled=False)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert poll_due_feeds() == 1
+    job = Job.objects.get(kind="sentiment.poll")
+    assert job.state == "succeeded" and job.result["created"] == 2
+    assert Job.objects.filter(kind="sentiment.classify").exists()
+    assert poll_due_feeds() == 0  # not due again for a minute
