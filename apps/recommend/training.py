@@ -233,7 +233,10 @@ def model_scores(model: TwoTower, item_vecs: np.ndarray, cat: Catalogue, histori
 
 
 def ranked_scores(ranker: Ranker, scores: np.ndarray, cat: Catalogue, histories: list[list[int]],
-                  now_ts: float, text_scores: np.ndarray) -> np.ndarray:
+                  now_ts: float, text_scores: np.ndarray | None = None) -> np.ndarray:
+    """The ranker's score of every catalogue item for each user; ``text_scores`` defaults to text_only_scores."""
+    if text_scores is None:
+        text_scores = text_only_scores(cat, histories)
     all_rows = np.arange(len(cat.texts))
     out = np.empty_like(scores)
     for j, h in enumerate(histories):
