@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
-from bench.harness import REPO, setup_django, table, write_result
+from bench.harness import CACHE_DIR, REPO, setup_django, table, write_result
 
 BURST_HEADLINES = {
     "credit": "{co} downgraded to junk as debt load mounts",
@@ -126,6 +126,10 @@ def _wait(pred, timeout=180.0, interval=0.05):
 
 
 def end_to_end(quick: bool) -> dict:
+    # Its own scratch database, broker and artifacts (unless Django is already set up).
+    var = CACHE_DIR / "sentiment_pipeline_var"
+    os.environ.setdefault("AIGC_VAR_DIR", str(var))
+    os.environ.setdefault("AIGC_ARTIFACTS_DIR", str(var / "artifacts"))
     setup_django()
     import signal
 
