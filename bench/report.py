@@ -94,6 +94,10 @@ def render_area(area: str, data: dict | None) -> list[str]:
         out.append(f"- {note}")
     if data.get("notes"):
         out.append("")
+    if data.get("issues"):
+        out += ["Problems in the project's code found by this benchmark (worked around in bench/, not fixed there):", ""]
+        out += [f"- {i}" for i in data["issues"]]
+        out.append("")
     return out
 
 
@@ -112,11 +116,15 @@ def regenerate(results_dir: Path = RESULTS_DIR) -> Path:
         path = results_dir / f"{area}.json"
         datas[area] = json.loads(path.read_text()) if path.exists() else None
         d = datas[area]
+        load = "—" if d is None else ", ".join(f"{x:.1f}" for x in d.get("machine", {}).get("load_avg_at_start", [])[:1])
         status.append(f"| {TITLES[area]} | {'—' if d is None else d.get('mode')} | "
                       f"{'not run' if d is None else d.get('status', 'ok')} | "
                       f"{'—' if d is None else fmt(d.get('wall_s'))} | "
-                      f"{'—' if d is None else d.get('finished_at')} |")
-    lines += ["| area | mode | status | wall s | finished (UTC) |", "|---|---|---|---|---|", *status, ""]
+                      f"{'—' if d is None else d.get('finished_at')} | {load} |")
+    lines += ["| area | mode | status | wall s | finished (UTC) | load average at start (2 cores) |",
+              "|---|---|---|---|---|---|", *status, "",
+              "A load average well above 2 means the machine was shared with other jobs during that run: its "
+              "accuracy figures stand, its times and throughputs are pessimistic.", ""]
     for area in AREAS:
         lines += render_area(area, datas[area])
     path = results_dir / "README.md"

@@ -22,13 +22,15 @@ it calls BLAS sgemm, which reads the base once per block of queries).
 from __future__ import annotations
 
 import gc
+import json
+import os
 import time
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from bench import datasets
-from bench.harness import Stopwatch, embed, median, sha256_texts, table
+from bench.harness import RESULTS_DIR, Stopwatch, dev_limit, embed, median, sha256_texts, table
 
 K = 10
 N_QUERIES = 1000
@@ -204,8 +206,15 @@ def bench_size(base: np.ndarray, queries: np.ndarray, quick: bool, bandwidth: di
         rows.append([f"HNSW M={hnsw.config.hnsw_m} efConstruction={ef_construction}", f"efSearch={ef}", rec, N_QUERIES / t, single * 1e3, sw.times["hnsw_build"]])
     del hnsw, inner
     gc.collect()
-    return {"n": n, "dim": d, "nlist": nlist, "hnsw_ef_construction": ef_construction, "ivf_train_n": train_n, "flat": flat_report, "ivf": ivf_sweep,
+    return {"n": n, "dim": d, "dev_slice": bool(dev_limit()), "nlist": nlist, "hnsw_ef_construction": ef_construction, "ivf_train_n": train_n, "flat": flat_report, "ivf": ivf_sweep,
             "hnsw": hnsw_sweep, "build_s": sw.times, "rows": rows}
+
+
+def old_rows(old: dict, n: int) -> list:
+    for t in old.get("tables", []):
+        if t["title"].startswith(f"FAISS at {n:,} "):
+            return t["rows"]
+    return []
 
 
 def run(quick: bool) -> dict:
@@ -225,6 +234,8 @@ def run(quick: bool) -> dict:
     with sw("bandwidth"):
         bandwidth = copy_bandwidth_gbs()
     sizes = [100_000] if quick else [100_000, 1_000_000]
+    if os.environ.get("BENCH_RETRIEVAL_SIZES"):  # e.g. 1000000: run only these sizes, carry the others over
+        sizes = [int(x) for x in os.environ["BENCH_RETRIEVAL_SIZES"].split(",")]
     results = []
     with tqdm(total=3 * len(sizes), desc="retrieval", unit="index") as bar:
         for n in sizes:
@@ -234,6 +245,19 @@ def run(quick: bool) -> dict:
                 results.append(bench_size(base, queries, quick, bandwidth, bar))
             del base
             gc.collect()
+
+    # Sizes measured by an earlier run and not re-run now are carried over, marked with that run.
+    previous = RESULTS_DIR / "retrieval.json"
+    if previous.exists():
+        old = json.loads(previous.read_text())
+        ran = {r["n"] for r in results}
+        for r in old.get("sizes", []):
+            if r["n"] not in ran and not r.get("dev_slice") and "DEV" not in old.get("mode", ""):
+                r.setdefault("carried_over_from", {"command": old.get("command"), "finished_at": old.get("finished_at"),
+                                                   "load_avg_at_start": old.get("machine", {}).get("load_avg_at_start")})
+                r.setdefault("rows", old_rows(old, r["n"]))
+                results.append(r)
+        results.sort(key=lambda r: r["n"])
 
     tables = []
     for r in results:
@@ -254,7 +278,10 @@ def run(quick: bool) -> dict:
              "Flat batch of 1,000 by BLAS threshold: " + ", ".join(
                  f"threshold {k}: {v:.2f} s" for k, v in f["batch_s_by_blas_threshold"].items())
              + f" (this build's default is {f['blas_threshold_default']}).",
-             f"IVF trained on the first {r['ivf_train_n']:,} vectors added (the wrapper trains on its first add())."],
+             f"IVF trained on the first {r['ivf_train_n']:,} vectors added (the wrapper trains on its first add())."]
+            + ([f"Carried over from `{r['carried_over_from']['command']}` finished {r['carried_over_from']['finished_at']} "
+                f"(load average at its start {r['carried_over_from']['load_avg_at_start']}): not re-measured in this run."]
+               if r.get("carried_over_from") else []),
         ))
     return {
         "summary": "FAISS flat / IVF / HNSW via aigc_core.retrieval.index.VectorIndex on real MiniLM embeddings",
@@ -265,7 +292,7 @@ def run(quick: bool) -> dict:
                       "note": "None when the vectors came from bench/.cache"},
         "bandwidth": bandwidth,
         "faiss_threads": faiss.omp_get_max_threads(),
-        "sizes": [{k: v for k, v in r.items() if k != "rows"} for r in results],
+        "sizes": results,
         "wall_times": sw.times,
         "tables": tables,
         "published": [],
