@@ -14,3 +14,9 @@ urlpatterns = [
     path("recommend/", include("apps.recommend.urls")),
     path("", include("apps.common.urls")),
 ]
+
+# Django's own error answers are JSON with "detail" under /api/ paths.
+handler400 = "apps.common.errors.bad_request"
+handler403 = "apps.common.errors.permission_denied"
+handler404 = "apps.common.errors.page_not_found"
+handler500 = "apps.common.errors.server_error"
