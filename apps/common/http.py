@@ -2,8 +2,8 @@
 
 Every request has a timeout, follows redirects itself so each hop is checked,
 and refuses private, loopback, link-local and metadata addresses unless
-``AIGC_ALLOW_PRIVATE_URLS`` is on. The check runs on the addresses a name
-resolves to, and the connection goes to the checked address, so a DNS answer
+``AIGC_ALLOW_PRIVATE_URLS`` is on; link-local and metadata addresses are
+refused even then. The check runs on the addresses a name resolves to, and the connection goes to the checked address, so a DNS answer
 that changes between check and connect cannot sneak through.
 """
 from __future__ import annotations
@@ -62,6 +62,14 @@ def _is_blocked(ip: ipaddress._BaseAddress) -> bool:
     )
 
 
+def _is_link_local(ip: ipaddress._BaseAddress) -> bool:
+    """Link-local (169.254.0.0/16, fe80::/10) holds cloud metadata services
+    (169.254.169.254, fd00:ec2::254): never a webhook, feed or LLM target."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return ip.is_link_local or str(ip) in {"169.254.169.254", "fd00:ec2::254"}
+
+
 def validate_url(url: str, allow_private: bool | None = None) -> tuple[str, str, int, str]:
     """Check scheme and host, resolve the host, refuse blocked addresses.
     Returns (scheme, host, port, ip to connect to)."""
@@ -80,6 +88,12 @@ def validate_url(url: str, allow_private: bool | None = None) -> tuple[str, str,
     except socket.gaierror as exc:
         raise OutboundError(f"cannot resolve {parts.hostname}: {exc}") from exc
     addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    metadata = [str(a) for a in addresses if _is_link_local(a)]
+    if metadata:  # refused even where private targets are allowed
+        raise PrivateAddressError(
+            f"{parts.hostname} resolves to a link-local or cloud metadata address ({metadata[0]}); "
+            "such targets are always refused"
+        )
     if not allow_private:
         blocked = [str(a) for a in addresses if _is_blocked(a)]
         if blocked:
