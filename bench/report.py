@@ -64,7 +64,7 @@ def render_table(t: dict) -> list[str]:
 def render_area(area: str, data: dict | None) -> list[str]:
     out = [f"## {TITLES[area]}", ""]
     if data is None:
-        out += [f"Not run yet: no `bench/results/{area}.json`. Command: `python -m bench {area}`.", ""]
+        out += [f"Not run: no `bench/results/{area}.json`. Command: `python -m bench {area}`.", ""]
         return out
     m = data.get("machine", {})
     out.append(
@@ -127,6 +127,13 @@ def regenerate(results_dir: Path = RESULTS_DIR) -> Path:
               "accuracy figures stand, its times and throughputs are pessimistic.", ""]
     for area in AREAS:
         lines += render_area(area, datas[area])
+    # Other result files written with the same harness (e.g. an app's own end-to-end measurements).
+    for path in sorted(results_dir.glob("*.json")):
+        name = path.stem
+        if name in AREAS:
+            continue
+        TITLES.setdefault(name, f"Also measured: {name}")
+        lines += render_area(name, json.loads(path.read_text()))
     path = results_dir / "README.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines).rstrip() + "\n")
