@@ -206,7 +206,7 @@ def build_bot(
     chunks: list[dict],
     progress: Progress | None = None,
     intent_epochs: int = training.INTENT_EPOCHS,
-    lm_epochs: int = 2,
+    lm_epochs: int = 6,
 ) -> dict[str, Any]:
     """Train every part into ``out_dir`` and return the metrics.
 
@@ -329,7 +329,7 @@ def train_reply_models(out_dir: Path, replies: list[str], epochs: int, progress:
     tokenizer = train_tokenizer(train, vocab_size=2000)
     cfg = LanguageModelConfig(family="gru", block_size=64, d_model=128, n_layers=1, dropout=0.1)
     lm, lm_metrics = train_language_model(
-        train, tokenizer, cfg, TrainConfig(epochs=epochs, batch_size=32, lr=3e-3, patience=0, progress_bar=False),
+        train, tokenizer, cfg, TrainConfig(epochs=epochs, batch_size=16, lr=1e-2, patience=0, progress_bar=False),
         val_texts=val, on_progress=lambda pct, msg: progress(65 + 0.3 * pct, f"language model: {msg}"),
     )
     lm.save(out_dir / "lm")
