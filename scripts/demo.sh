@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE=1
 PY=.venv/bin/python
 $PY manage.py migrate --noinput
 PORT=${PORT:-8000}
-.venv/bin/celery -A config worker -B -Q default,train,deliver --concurrency 2 --loglevel INFO \
+AIGC_THREADS=${AIGC_THREADS:-1} .venv/bin/celery -A config worker -B -Q default,train,deliver --concurrency 2 --loglevel INFO \
   --logfile var/worker.log --pidfile= &
 WORKER=$!
 trap 'kill $WORKER 2>/dev/null; wait $WORKER 2>/dev/null' EXIT INT TERM

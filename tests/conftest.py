@@ -89,6 +89,9 @@ def worker_env() -> dict[str, str]:
     env["AIGC_ALLOW_PRIVATE_URLS"] = "1"
     env["AIGC_ARTIFACTS_DIR"] = str(settings.AIGC_ARTIFACTS_DIR)
     env["PYTHONUNBUFFERED"] = "1"
+    # The test process and the worker share 2 cores; one torch thread each
+    # avoids oversubscription, which slows small models many-fold.
+    env.setdefault("AIGC_THREADS", "1")
     return env
 
 
