@@ -103,13 +103,15 @@ def timeline_data(request):
     end = latest.first()
     if end is None:
         return JsonResponse({"labels": [], "starts": [], "series": [], "alerts": [], "size": size})
-    start = end - (points - 1) * step
+    first = TrendBucket.objects.filter(scope=scope, size=size).order_by("start").values_list("start", flat=True)[0]
+    start = max(end - (points - 1) * step, first)  # no empty lead-in before the first news
+    points = int((end - start) / step) + 1
     keys = request.GET.getlist("key") or (conf.topics() if scope == Scope.TOPIC else sorted(set(
         TrendBucket.objects.filter(scope=scope, size=size, start__gte=start).values_list("key", flat=True)))[:12])
     starts = [start + i * step for i in range(points)]
     index = {s: i for i, s in enumerate(starts)}
     series = {k: {"count": [0] * points, "negative_count": [0] * points, "negative_share": [0.0] * points,
-                  "mean_sentiment": [0.0] * points} for k in keys}
+                  "mean_sentiment": [None] * points} for k in keys}  # no news: a gap, not "neutral"
     for b in TrendBucket.objects.filter(scope=scope, size=size, key__in=keys, start__gte=start, start__lte=end):
         i = index.get(b.start)
         if i is None:

@@ -22,7 +22,7 @@ def test_it_shows_the_timeline_chart_and_the_alert(staff_page, live_server):
                                  peak_value=9, baseline=1, z=8)
 
     staff_page.goto(f"{live_server.url}/sentiment/")
-    staff_page.wait_for_function("document.getElementById('timeline').dataset.points === '168'")
+    staff_page.wait_for_function("document.getElementById('timeline').dataset.points === '24'")
     drawn = staff_page.evaluate("""() => {
         const c = Chart.getChart(document.getElementById('timeline'));
         const credit = c.data.datasets.find(d => d.label === 'credit');

@@ -45,8 +45,9 @@ def test_it_serves_timeline_json_with_alert_markers(staff_client):
                          peak_value=1)
     data = staff_client.get("/sentiment/timeline.json?size=1h").json()
     credit = next(s for s in data["series"] if s["key"] == "credit")
-    assert len(data["labels"]) == 168 and sum(credit["negative_count"]) == 3
-    assert data["alerts"][0]["index"] == 166 and data["alerts"][0]["state"] == "firing"
+    assert len(data["labels"]) == 3 and credit["negative_count"] == [1, 1, 1]  # from the first news on
+    assert credit["mean_sentiment"] == [-1, -1, -1] and data["series"][0]["mean_sentiment"] == [None] * 3
+    assert data["alerts"][0]["index"] == 1 and data["alerts"][0]["state"] == "firing"
     assert staff_client.get("/sentiment/timeline.json?size=2h").status_code == 400
 
 

@@ -51,7 +51,7 @@
     }
     const moodSets = data.series.map((s, i) => ({
       label: s.key, data: s.mean_sentiment, borderColor: palette[i % palette.length], borderWidth: 1.5,
-      pointRadius: 0, tension: 0.2,
+      pointRadius: 0, tension: 0.2, spanGaps: true,
     }));
     if (!mood) {
       mood = new Chart(moodCanvas, { type: "line", data: { labels: data.labels, datasets: moodSets },
