@@ -1,0 +1,374 @@
+"""Area 8 — the suite served as in production, on loopback only: PostgreSQL
+(127.0.0.1:5432, a scratch database ``aigc_bench``), Redis (127.0.0.1:6379,
+db 14) as the Celery broker, one Celery worker, gunicorn (2 workers, one per
+core). The demo data (``manage.py demo``) is loaded and its training jobs run on
+that worker; then, through the HTTP APIs with scoped API tokens:
+
+- chat: ``POST /support/api/conversations/<id>/messages/`` (the bot's reply is
+  in the response) with 1, 8 and 32 concurrent clients for a fixed time each
+  (a thread-per-client load generator; a new conversation every 3 messages);
+- sentiment: a batch of headlines ``POST /sentiment/api/news/``; the worker's
+  classification job's items/s (job start to finish) and end to end;
+- recommend: ``POST /recommend/api/score/`` with 100 candidate ids, and
+  ``POST /recommend/api/recommend/`` (k=10), sequential calls, p50/p95.
+Everything this module starts it stops (by process group); the database is
+dropped at the end.
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from bench.harness import CACHE_DIR, REPO, percentiles, table
+
+DB = "aigc_bench"
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+REDIS_DB = 14
+PY = sys.executable
+
+
+class ServingUnavailable(RuntimeError):
+    pass
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pg(dbname: str = "postgres"):
+    import psycopg
+
+    return psycopg.connect(dbname=dbname, autocommit=True, connect_timeout=5, **PG)
+
+
+def preflight() -> None:
+    try:
+        with _pg() as conn:
+            conn.execute("select 1")
+    except Exception as exc:  # noqa: BLE001
+        raise ServingUnavailable(f"PostgreSQL at 127.0.0.1:5432 (user postgres) unreachable: {exc}") from exc
+    try:
+        import redis
+
+        redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB, socket_timeout=5).ping()
+    except Exception as exc:  # noqa: BLE001
+        raise ServingUnavailable(f"Redis at 127.0.0.1:6379 unreachable: {exc}") from exc
+    if not shutil.which("gunicorn", path=str(Path(PY).parent)) or not shutil.which("celery", path=str(Path(PY).parent)):
+        raise ServingUnavailable("gunicorn / celery not installed in the virtual environment")
+
+
+class Stack:
+    """The processes and scratch state of one serving run."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.port = _free_port()
+        self.procs: list[subprocess.Popen] = []
+        var = root / "var"
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB}",
+            "CELERY_BROKER_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
+            "SECRET_KEY": "bench-serving-not-a-secret-" + os.urandom(8).hex(),
+            "AIGC_VAR_DIR": str(var),
+            "AIGC_ARTIFACTS_DIR": str(var / "artifacts"),
+            "DEBUG": "0",
+            "LOG_LEVEL": "WARNING",
+            "AIGC_DEMO_PASSWORD": "bench-" + os.urandom(6).hex(),
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "PYTHONUNBUFFERED": "1",
+        }
+
+    def manage(self, *args: str, timeout: float = 900) -> str:
+        out = subprocess.run([PY, "manage.py", *args], cwd=REPO, env=self.env, capture_output=True, text=True,
+                             timeout=timeout)
+        if out.returncode != 0:
+            raise RuntimeError(f"manage.py {' '.join(args)} failed: {out.stderr[-2000:]}")
+        return out.stdout
+
+    def start(self, name: str, argv: list[str]) -> subprocess.Popen:
+        log = open(self.root / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
+        p = subprocess.Popen(argv, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append(p)
+        return p
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait(timeout=10)
+
+
+def reset_state() -> None:
+    with _pg() as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {DB}")
+    import redis
+
+    redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB).flushdb()
+
+
+def drop_db() -> None:
+    with _pg() as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+    import redis
+
+    redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB).flushdb()
+
+
+def jobs(kind_prefix: str = "") -> list[tuple]:
+    with _pg(DB) as conn:
+        return conn.execute("SELECT id, kind, state, started_at, finished_at, error FROM common_job "
+                            "WHERE kind LIKE %s ORDER BY id", (kind_prefix + "%",)).fetchall()
+
+
+def wait_jobs(deadline_s: float, kind_prefix: str = "") -> list[tuple]:
+    t_end = time.monotonic() + deadline_s
+    while time.monotonic() < t_end:
+        rows = jobs(kind_prefix)
+        if rows and all(r[2] in ("succeeded", "failed") for r in rows):
+            return rows
+        time.sleep(2)
+    raise TimeoutError(f"jobs still running after {deadline_s:.0f} s: {[(r[1], r[2]) for r in jobs(kind_prefix)]}")
+
+
+class Client:
+    """One keep-alive HTTP/1.1 connection with a bearer token."""
+
+    def __init__(self, port: int, token: str):
+        self.port, self.token = port, token
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+
+    def call(self, method: str, path: str, body=None) -> tuple[int, dict, float]:
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
+        t0 = time.perf_counter()
+        try:
+            self.conn.request(method, path, body=data, headers=headers)
+            resp = self.conn.getresponse()
+            raw = resp.read()
+        except (http.client.HTTPException, OSError):
+            self.conn.close()
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+            return 599, {}, time.perf_counter() - t0
+        dt = time.perf_counter() - t0
+        try:
+            payload = json.loads(raw) if raw else {}
+        except ValueError:
+            payload = {}
+        return resp.status, payload, dt
+
+
+def wait_http(port: int, timeout: float = 60) -> None:
+    t_end = time.monotonic() + timeout
+    while time.monotonic() < t_end:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            c.request("GET", "/healthz")
+            c.getresponse().read()
+            return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError("gunicorn did not answer /healthz")
+
+
+def chat_load(port: int, token: str, questions: list[str], clients: int, duration: float) -> dict:
+    lat: list[float] = []
+    errors = [0]
+    handoffs = [0]
+    lock = threading.Lock()
+    stop_at = time.monotonic() + duration
+
+    def worker(seed: int) -> None:
+        rng = random.Random(seed)
+        c = Client(port, token)
+        conv, sent = None, 0
+        while time.monotonic() < stop_at:
+            if conv is None or sent >= 3:
+                st, body, _ = c.call("POST", "/support/api/conversations/", {})
+                if st != 201:
+                    with lock:
+                        errors[0] += 1
+                    continue
+                conv, sent = body["id"], 0
+            st, body, dt = c.call("POST", f"/support/api/conversations/{conv}/messages/", {"text": rng.choice(questions)})
+            sent += 1
+            with lock:
+                if st == 201:
+                    lat.append(dt)
+                    if body.get("status") not in (None, "open", "bot"):
+                        handoffs[0] += 1
+                else:
+                    errors[0] += 1
+            if st == 201 and body.get("status") not in (None, "open", "bot"):
+                conv = None  # handed off: the next message goes to a new conversation
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.monotonic() - t0
+    return {"clients": clients, "duration_s": wall, "replies": len(lat), "errors": errors[0],
+            "handed_off_replies": handoffs[0], "replies_per_s": len(lat) / wall,
+            **{f"{k}_ms": v * 1e3 for k, v in percentiles(lat).items()}}
+
+
+def demo_questions() -> list[str]:
+    out = []
+    for line in (REPO / "fixtures" / "support" / "transcripts.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        if row.get("speaker") == "customer" and len(row.get("text", "")) > 12:
+            out.append(row["text"])
+    return out[:500]
+
+
+def run(quick: bool) -> dict:
+    try:
+        preflight()
+    except ServingUnavailable as exc:
+        return {"status": "skipped", "status_detail": str(exc), "tables": []}
+    from bench import datasets
+
+    root = CACHE_DIR / "serving"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    stack = Stack(root)
+    times: dict[str, float] = {}
+    try:
+        reset_state()
+        t0 = time.perf_counter()
+        stack.manage("migrate", "--noinput")
+        times["migrate_s"] = time.perf_counter() - t0
+        stack.start("worker", [PY, "-m", "celery", "-A", "config", "worker", "-Q", "default,deliver,train", "-c", "1",
+                               "--without-gossip", "--without-mingle", "-l", "WARNING"])
+        t0 = time.perf_counter()
+        stack.manage("demo")
+        wait_jobs(1500)
+        times["demo_data_and_training_s"] = time.perf_counter() - t0
+        demo_jobs = [{"kind": r[1], "state": r[2], "s": (r[4] - r[3]).total_seconds() if r[3] and r[4] else None,
+                      "error": (r[5] or "")[:300]} for r in jobs()]
+        tokens = {app: stack.manage("create_token", f"bench-{app}", app).strip().splitlines()[-1]
+                  for app in ("support", "sentiment", "recommend")}
+        stack.start("gunicorn", [PY, "-m", "gunicorn", "config.wsgi", "-w", "2", "-b", f"127.0.0.1:{stack.port}",
+                                 "--timeout", "120", "--access-logfile", "-"])
+        wait_http(stack.port)
+
+        # Chat.
+        questions = demo_questions()
+        warm = Client(stack.port, tokens["support"])
+        st, conv, _ = warm.call("POST", "/support/api/conversations/", {})
+        for q in questions[:4]:
+            warm.call("POST", f"/support/api/conversations/{conv.get('id')}/messages/", {"text": q})
+        duration = 8.0 if quick else 20.0
+        chat = [chat_load(stack.port, tokens["support"], questions, c, duration) for c in (1, 8, 32)]
+
+        # Sentiment classification on the worker.
+        pb = datasets.phrasebank("50").data.texts
+        n_items = 300 if quick else 1000
+        items = [{"url": f"https://bench.invalid/news/{i}", "headline": t[:490], "body": "",
+                  "published_at": "2026-11-01T00:00:00Z"} for i, t in enumerate(pb[:n_items])]
+        c = Client(stack.port, tokens["sentiment"])
+        t_post = time.perf_counter()
+        st, body, post_s = c.call("POST", "/sentiment/api/news/", {"source": "bench", "items": items})
+        if st not in (200, 201):
+            raise RuntimeError(f"news batch refused: {st} {body}")
+        first_job = body.get("classify_job")
+        if not first_job:
+            raise RuntimeError(f"the news batch queued no classification job: {body}")
+        t_end = time.monotonic() + 600
+        while True:
+            cls_jobs = [r for r in jobs("sentiment.classify") if r[0] >= first_job]
+            if cls_jobs and all(r[2] in ("succeeded", "failed") for r in cls_jobs):
+                break
+            if time.monotonic() > t_end:
+                raise TimeoutError("classification jobs still running after 600 s")
+            time.sleep(0.5)
+        e2e = time.perf_counter() - t_post
+        job_s = (max(r[4] for r in cls_jobs) - min(r[3] for r in cls_jobs if r[3])).total_seconds()
+        sentiment = {"items": n_items, "created": body.get("created"), "ingest_post_s": post_s,
+                     "classify_job_s": job_s, "items_per_s_job": n_items / job_s if job_s else None,
+                     "items_per_s_end_to_end": n_items / e2e, "jobs": len(cls_jobs),
+                     "job_states": [r[2] for r in cls_jobs]}
+
+        # Recommend: score 100 candidates, recommend k=10.
+        import csv
+
+        with (REPO / "fixtures" / "recommend" / "items.csv").open() as fh:
+            item_rows = list(csv.DictReader(fh))
+        with (REPO / "fixtures" / "recommend" / "events.csv").open() as fh:
+            event_rows = list(csv.DictReader(fh))
+        id_key = next(k for k in item_rows[0] if k in ("id", "item_id", "external_id"))
+        user_key = next(k for k in event_rows[0] if k in ("user", "user_id"))
+        item_ids = [r[id_key] for r in item_rows]
+        users = sorted({r[user_key] for r in event_rows})
+        rng = random.Random(0)
+        c = Client(stack.port, tokens["recommend"])
+        n_calls = 60 if quick else 200
+        score_lat, rec_lat, errors = [], [], 0
+        for i in range(n_calls + 5):
+            st, _, dt = c.call("POST", "/recommend/api/score/",
+                               {"user_id": rng.choice(users), "candidates": rng.sample(item_ids, min(100, len(item_ids)))})
+            if st == 200 and i >= 5:
+                score_lat.append(dt)
+            errors += st != 200
+            st, _, dt = c.call("POST", "/recommend/api/recommend/", {"user_id": rng.choice(users), "k": 10})
+            if st == 200 and i >= 5:
+                rec_lat.append(dt)
+            errors += st != 200
+        recommend = {"calls": n_calls, "errors": errors, "candidates": min(100, len(item_ids)),
+                     "score_ms": {k: v * 1e3 for k, v in percentiles(score_lat).items()},
+                     "recommend_ms": {k: v * 1e3 for k, v in percentiles(rec_lat).items()}}
+    finally:
+        stack.stop()
+        try:
+            drop_db()
+        except Exception:  # noqa: BLE001 - best effort clean-up
+            pass
+
+    chat_rows = [[r["clients"], r["replies"], r["replies_per_s"], r["p50_ms"], r["p95_ms"], r["p99_ms"], r["errors"]]
+                 for r in chat]
+    return {
+        "summary": "gunicorn (2 workers) + PostgreSQL + Redis + 1 Celery worker on loopback; the demo's own models.",
+        "setup": {"gunicorn_workers": 2, "celery_concurrency": 1, "redis_db": REDIS_DB, "database": DB,
+                  "times": times, "demo_jobs": demo_jobs},
+        "chat": chat,
+        "sentiment": sentiment,
+        "recommend": recommend,
+        "tables": [
+            table("Chat reply latency through the API (POST a customer message, reply in the response)",
+                  ["concurrent clients", "replies", "replies/s", "p50 ms", "p95 ms", "p99 ms", "errors"], chat_rows,
+                  [f"{duration:.0f} s per level; questions drawn from the demo transcripts; a new conversation every "
+                   "3 messages or after a hand-off. Load generator, server and database share the same 2 cores."]),
+            table("Sentiment classification on the Celery worker and recommend API latency",
+                  ["measure", "value"],
+                  [["news batch size", n_items],
+                   ["classification items/s (worker job start → finish)", sentiment["items_per_s_job"]],
+                   ["items/s end to end (POST → job finished)", sentiment["items_per_s_end_to_end"]],
+                   ["score 100 candidates p50 ms", recommend["score_ms"]["p50"]],
+                   ["score 100 candidates p95 ms", recommend["score_ms"]["p95"]],
+                   ["recommend k=10 p50 ms", recommend["recommend_ms"]["p50"]],
+                   ["recommend k=10 p95 ms", recommend["recommend_ms"]["p95"]]],
+                  [f"Recommend figures: {n_calls} sequential calls each, 1 client."]),
+        ],
+        "published": [],
+        "below_published": [],
+    }
