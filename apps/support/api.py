@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
@@ -16,6 +17,8 @@ from apps.common.jobs import enqueue
 from apps.support import ingest, services, tasks
 from apps.support.models import Conversation, Message
 from apps.support.widget_api import conversation_json
+
+OBJ = OpenApiTypes.OBJECT  # responses are documented in each view's summary
 
 
 class SupportAPIView(APIView):
@@ -44,7 +47,7 @@ class ConversationListSerializer(serializers.ModelSerializer):
 
 
 class ConversationList(SupportAPIView):
-    @extend_schema(summary="Conversations, waiting for an agent first; ?status=waiting filters")
+    @extend_schema(responses=OBJ, summary="Conversations, waiting for an agent first; ?status=waiting filters")
     def get(self, request):
         st = request.query_params.get("status")
         if st and st not in Conversation.Status.values:
@@ -52,14 +55,14 @@ class ConversationList(SupportAPIView):
         rows = services.inbox(st)[:200]
         return Response({"results": ConversationListSerializer(rows, many=True).data})
 
-    @extend_schema(summary="Start a conversation (server-side clients; browsers use the widget endpoints)")
+    @extend_schema(request=None, responses=OBJ, summary="Start a conversation (server-side clients; browsers use the widget endpoints)")
     def post(self, request):
         conv = Conversation.objects.create(origin="api")
         return Response({"id": conv.pk, **conversation_json(conv)}, status=status.HTTP_201_CREATED)
 
 
 class ConversationDetail(SupportAPIView):
-    @extend_schema(summary="A conversation with its messages; ?since=<message id> for newer ones only")
+    @extend_schema(operation_id="support_api_conversation_detail", responses=OBJ, summary="A conversation with its messages; ?since=<message id> for newer ones only")
     def get(self, request, pk: int):
         conv = get_object_or_404(Conversation, pk=pk)
         try:
@@ -70,7 +73,7 @@ class ConversationDetail(SupportAPIView):
 
 
 class ConversationMessages(SupportAPIView):
-    @extend_schema(request=TextSerializer, summary="Post a customer message; returns the bot's reply")
+    @extend_schema(responses=OBJ, request=TextSerializer, summary="Post a customer message; returns the bot's reply")
     def post(self, request, pk: int):
         conv = get_object_or_404(Conversation, pk=pk)
         s = TextSerializer(data=request.data)
@@ -84,7 +87,7 @@ class ConversationMessages(SupportAPIView):
 
 
 class AgentReply(SupportAPIView):
-    @extend_schema(request=TextSerializer, summary="An agent's reply; the visitor sees it on the next poll")
+    @extend_schema(responses=OBJ, request=TextSerializer, summary="An agent's reply; the visitor sees it on the next poll")
     def post(self, request, pk: int):
         conv = get_object_or_404(Conversation, pk=pk)
         s = TextSerializer(data=request.data)
@@ -95,13 +98,14 @@ class AgentReply(SupportAPIView):
 
 
 class CloseConversation(SupportAPIView):
+    @extend_schema(request=None, responses=OBJ)
     def post(self, request, pk: int):
         conv = services.close_conversation(get_object_or_404(Conversation, pk=pk))
         return Response({"id": conv.pk, "status": conv.status})
 
 
 class Answer(SupportAPIView):
-    @extend_schema(request=TextSerializer, summary="The bot's answer to one message, without a conversation")
+    @extend_schema(responses=OBJ, request=TextSerializer, summary="The bot's answer to one message, without a conversation")
     def post(self, request):
         s = TextSerializer(data=request.data)
         s.is_valid(raise_exception=True)
@@ -113,7 +117,7 @@ class AssistSerializer(serializers.Serializer):
 
 
 class Assist(SupportAPIView):
-    @extend_schema(request=AssistSerializer, summary="Agent-assist: template suggestions and a draft completion")
+    @extend_schema(responses=OBJ, request=AssistSerializer, summary="Agent-assist: template suggestions and a draft completion")
     def post(self, request, pk: int):
         conv = get_object_or_404(Conversation, pk=pk)
         s = AssistSerializer(data=request.data)
@@ -159,7 +163,7 @@ class RawBodyParser(BaseParser):
 class IngestTranscripts(SupportAPIView):
     parser_classes = [MultiPartParser, FormParser, RawBodyParser]
 
-    @extend_schema(summary="Import transcripts: multipart 'file' (CSV/JSONL) or a raw body; returns the job (202)")
+    @extend_schema(request=OpenApiTypes.BINARY, responses=OBJ, summary="Import transcripts: multipart 'file' (CSV/JSONL) or a raw body; returns the job (202)")
     def post(self, request):
         upload = request.FILES.get("file")
         if upload is not None:
@@ -187,7 +191,7 @@ class KBSerializer(serializers.Serializer):
 
 
 class IngestKB(SupportAPIView):
-    @extend_schema(request=KBSerializer, summary="Import KB articles: multipart 'files' (markdown/text) or JSON")
+    @extend_schema(responses=OBJ, request=KBSerializer, summary="Import KB articles: multipart 'files' (markdown/text) or JSON")
     def post(self, request):
         files = [(f.name, f.read()) for f in request.FILES.getlist("files") or request.FILES.getlist("file")]
         if not files:
@@ -202,7 +206,7 @@ class IngestKB(SupportAPIView):
 
 
 class Train(SupportAPIView):
-    @extend_schema(summary="Train a new bot version (queue 'train'); returns the job (202)")
+    @extend_schema(request=None, responses=OBJ, summary="Train a new bot version (queue 'train'); returns the job (202)")
     def post(self, request):
         job = enqueue(tasks.train_support, "support.train", user=_user(request))
         return Response({"job": job.pk, "state": job.state}, status=status.HTTP_202_ACCEPTED)
@@ -215,7 +219,7 @@ def _version_json(mv, current: int | None) -> dict:
 
 
 class ModelVersions(SupportAPIView):
-    @extend_schema(summary="Trained bot versions, newest first")
+    @extend_schema(responses=OBJ, summary="Trained bot versions, newest first")
     def get(self, request):
         cur = services.current_version()
         return Response({"current": cur.version if cur else None,
@@ -223,6 +227,7 @@ class ModelVersions(SupportAPIView):
 
 
 class PromoteVersion(SupportAPIView):
+    @extend_schema(request=None, responses=OBJ)
     def post(self, request, version: int):
         try:
             mv = services.promote_version(version)
@@ -232,6 +237,7 @@ class PromoteVersion(SupportAPIView):
 
 
 class RollbackVersion(SupportAPIView):
+    @extend_schema(request=None, responses=OBJ)
     def post(self, request):
         try:
             mv = services.rollback_version()
@@ -241,12 +247,13 @@ class RollbackVersion(SupportAPIView):
 
 
 class Metrics(SupportAPIView):
-    @extend_schema(summary="Containment, hand-off rate, ratings, top intents, daily series")
+    @extend_schema(responses=OBJ, summary="Containment, hand-off rate, ratings, top intents, daily series")
     def get(self, request):
         return Response(services.dashboard_metrics())
 
 
 class MessageFeedback(SupportAPIView):
+    @extend_schema(request=None, responses=OBJ)
     def post(self, request, pk: int):
         msg = get_object_or_404(Message, pk=pk)
         try:
