@@ -67,7 +67,7 @@ class DedupReceiver:
     (``effects``) happens once per ``webhook-id``. ``hold_first`` makes the first
     request wait (the sender is then stuck mid-delivery) until ``release()``."""
 
-    def __init__(self, hold_first: bool = False, codes: list[int] | None = None):
+    def __init__(self, hold_first: bool = False, codes: list[int] | None = None, port: int = 0):
         self.requests: list[dict] = []
         self.effects: list[str] = []
         self.codes = list(codes or [])
@@ -101,7 +101,8 @@ class DedupReceiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        ThreadingHTTPServer.allow_reuse_address = True
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
