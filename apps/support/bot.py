@@ -268,7 +268,10 @@ def build_bot(
             cand = probe.candidate(questions[i], q_vecs[i : i + 1])
             want = pairs[i].get("template_id")
             ok = cand.template_id is not None and cand.template_id == want
-            ranked = [s["template_id"] for s in probe.suggest_templates(questions[i], k=3, vec=q_vecs[i : i + 1])]
+            # The bot's pick first, then the nearest other templates (what agent-assist shows).
+            ranked = [cand.template_id] + [s["template_id"] for s in probe.suggest_templates(
+                questions[i], k=3, vec=q_vecs[i : i + 1]) if s["template_id"] != cand.template_id]
+            ranked = ranked[:3]
             conf.append(cand.confidence)
             correct.append(ok)
             top1 += int(ok)

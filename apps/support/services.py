@@ -166,7 +166,10 @@ def compose_reply(text: str, known_slots: dict[str, str] | None = None, bot: Bot
 
 
 def _source(p: dict) -> dict:
-    return {"type": "kb", "title": p["title"], "slug": p["slug"], "url": p.get("url", ""),
+    from django.urls import reverse
+
+    url = p.get("url") or reverse("support:kb-article", args=[p["slug"]])
+    return {"type": "kb", "title": p["title"], "slug": p["slug"], "url": url,
             "heading": p.get("heading", ""), "score": p["score"], "chunk_id": p.get("chunk_id")}
 
 

@@ -25,6 +25,7 @@ urlpatterns = [
     path("unanswered/kb/", views.unanswered_kb, name="unanswered-kb"),
     path("widget-keys/", views.widget_keys, name="widget-keys"),
     path("widget-demo/", views.widget_demo, name="widget-demo"),
+    path("kb/<slug:slug>/", views.kb_article, name="kb-article"),
     # Staff / token API
     path("api/conversations/", api.ConversationList.as_view(), name="api-conversations"),
     path("api/conversations/<int:pk>/", api.ConversationDetail.as_view(), name="api-conversation"),

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 from apps.common.jobs import enqueue
 from apps.common.models import Job
 from apps.support import api, ingest, services, tasks
-from apps.support.models import BotSettings, Conversation, IntentCluster, WidgetKey
+from apps.support.models import BotSettings, Conversation, IntentCluster, KBArticle, WidgetKey
 
 
 def _version_rows():
@@ -248,3 +248,9 @@ def widget_demo(request):
     """A host page that embeds the widget with the demo key (public, like any shop page)."""
     key = WidgetKey.objects.filter(name="demo", active=True).first() or WidgetKey.objects.filter(active=True).first()
     return render(request, "support/widget_demo.html", {"key": key, "debug": settings.DEBUG})
+
+
+def kb_article(request, slug: str):
+    """A help-centre article, public: the widget links its sources here."""
+    article = get_object_or_404(KBArticle, slug=slug)
+    return render(request, "support/kb_article.html", {"article": article, "chunks": article.chunks.all()})

@@ -47,6 +47,7 @@ def test_it_answers_kb_questions_with_sources(trained_bot, conversation):
     reply = services.answer_message(conversation, "Do you deliver to Canada, and how long does it take?")
     assert reply.kind == "kb", reply
     assert reply.sources[0]["slug"] == "shipping-abroad"
+    assert reply.sources[0]["url"] == "/help/shipping-abroad"
     assert "7 to 12 working days" in reply.text
 
 

@@ -76,3 +76,11 @@ def test_it_creates_widget_keys_and_serves_the_demo_page(staff_client, client):
     assert key.allowed_origins == ["http://127.0.0.1:8000", "http://localhost:8000"]
     page = client.get("/support/widget-demo/").content.decode()
     assert f'data-key="{key.public_key}"' in page and "support/widget.js" in page
+
+
+def test_it_serves_kb_articles_publicly_with_escaped_text(client):
+    from apps.support.ingest import Document, ingest_kb
+
+    ingest_kb([Document(name="returns.md", text="# Returns\n\nSend it back <script>x()</script> within 30 days.")])
+    page = client.get("/support/kb/returns/").content.decode()
+    assert "<h1>Returns</h1>" in page and "&lt;script&gt;" in page and "<script>x()" not in page
