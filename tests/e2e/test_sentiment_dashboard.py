@@ -43,3 +43,20 @@ def test_it_shows_the_timeline_chart_and_the_alert(staff_page, live_server):
     row = staff_page.locator(f"tr[data-alert='{alert.pk}']")
     assert "firing" in row.inner_text() and "Credit spike" in row.inner_text()
     assert "Globex downgraded 7" in staff_page.locator("#feed").inner_text()
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_it_corrects_a_label_in_the_feed_without_reload(staff_page, live_server):
+    item = make_item("Hooli fined by regulator", topic="regulation", sentiment="neutral")
+    staff_page.goto(f"{live_server.url}/sentiment/")
+    staff_page.evaluate("window.__marker = 1")
+    row = staff_page.locator(f"tr[data-item='{item.pk}']")
+    row.locator("select[name=sentiment]").select_option("negative")
+    row.locator("button[type=submit]").click()
+    staff_page.wait_for_function(
+        f"document.querySelector(\"tr[data-item='{item.pk}']\").innerText.includes('saved')", timeout=10_000)
+    assert "corrected" in staff_page.locator(f"tr[data-item='{item.pk}']").inner_text()
+    assert staff_page.evaluate("window.__marker") == 1
+    item.refresh_from_db()
+    assert item.classification.sentiment == "negative" and item.gold_sentiment == "negative"
