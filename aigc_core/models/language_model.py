@@ -77,10 +77,12 @@ class _LanguageModelBase(nn.Module):
         was_training = self.training
         self.eval()
         device = next(self.parameters()).device
-        if context_ids.size(1) == 0:
-            # Training texts follow an EOS, so EOS is the context "a new text starts here".
-            start = self.config.eos_token_id if self.config.eos_token_id is not None else 0
-            context_ids = torch.full((context_ids.size(0), 1), start, dtype=torch.long)
+        eos = self.config.eos_token_id
+        if eos is not None or context_ids.size(1) == 0:
+            # In training every text follows an EOS, so a leading EOS says "a text starts here"
+            # (and gives an empty prompt something to condition on).
+            start = torch.full((context_ids.size(0), 1), eos if eos is not None else 0, dtype=torch.long)
+            context_ids = torch.cat([start, context_ids.cpu().long()], dim=1)
         ids = context_ids[:, -self.config.block_size :].to(device)
         logits = self(ids)[:, -1, :].float()
         self.train(was_training)
