@@ -135,3 +135,12 @@ def test_it_rejects_empty_and_oversized_messages(client, widget):
     assert send(client, widget, conv, "   ").json()["detail"] == "The message is empty."
     assert send(client, widget, conv, "x" * 2001).status_code == 400
     assert send(client, widget, conv, "x" * 20000).status_code == 413
+
+
+def test_it_hands_over_when_the_visitor_asks_for_a_person(client, widget):
+    conv = start(client, widget)
+    resp = client.post(url(widget, f"conversations/{conv['conversation_id']}/agent/"), "{}",
+                       content_type="application/json", HTTP_ORIGIN=ORIGIN, HTTP_X_VISITOR_ID=conv["visitor_id"])
+    assert resp.status_code == 200 and resp.json() == {"status": "waiting"}
+    c = Conversation.objects.get()
+    assert c.handed_off_at and c.messages.get().handed_off
