@@ -49,6 +49,10 @@ class BotSettings(models.Model):
     """Per-deployment knobs (one row): the confidence threshold staff pick from the curve."""
 
     threshold = models.FloatField(default=0.5, help_text="below this confidence the bot hands over")
+    threshold_source = models.CharField(
+        max_length=16, default="default",
+        help_text="default | suggested (95% precision on the last training's held-out curve) | staff",
+    )
     kb_min_score = models.FloatField(default=0.45, help_text="least KB similarity to answer from passages")
     handoff_text = models.CharField(
         max_length=300,

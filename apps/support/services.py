@@ -79,8 +79,11 @@ def train_bot(progress: Progress | None = None, promote: bool = True, **build_kw
             promote=promote,
         )
     engine.forget(MODEL_NAME)
-    if promote and "suggested_threshold" in metrics and not BotSettings.objects.filter(pk=1).exists():
-        BotSettings.objects.create(pk=1, threshold=metrics["suggested_threshold"])
+    if promote and "suggested_threshold" in metrics:
+        # Until staff pick a threshold from the curve, follow the newest training's suggestion.
+        BotSettings.get()
+        BotSettings.objects.filter(pk=1).exclude(threshold_source="staff").update(
+            threshold=metrics["suggested_threshold"], threshold_source="suggested")
     return {"version": version.version, **{k: v for k, v in metrics.items() if k != "curve"}}
 
 

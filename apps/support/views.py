@@ -189,8 +189,8 @@ def set_threshold(request):
         messages.error(request, "The threshold must be a number between 0 and 1.")
         return redirect("support:dashboard")
     cfg = BotSettings.get()
-    cfg.threshold = value
-    cfg.save(update_fields=["threshold", "updated_at"])
+    cfg.threshold, cfg.threshold_source = value, "staff"
+    cfg.save(update_fields=["threshold", "threshold_source", "updated_at"])
     messages.success(request, f"Confidence threshold set to {value:.2f}.")
     return redirect("support:dashboard")
 

@@ -75,3 +75,20 @@ def test_it_trains_promotes_and_rolls_back_versions(support_api, settings, tmp_p
     assert support_api.post("/support/api/models/2/promote/").json() == {"current": 2}
     missing = support_api.post("/support/api/models/9/promote/")
     assert missing.status_code == 400 and "no version 9" in missing.json()["detail"]
+
+
+@pytest.mark.django_db
+def test_it_follows_the_suggested_threshold_until_staff_set_one(support_api, staff_client, settings, tmp_path,
+                                                                fast_build):
+    from apps.support import ingest, services
+    from apps.support.models import BotSettings
+
+    settings.AIGC_ARTIFACTS_DIR = tmp_path
+    BotSettings.get()  # a row made before any training (e.g. a hand-off) must not pin the default
+    ingest.ingest_transcripts(as_jsonl(transcript_rows(1)), "t.jsonl")
+    result = services.train_bot()
+    cfg = BotSettings.get()
+    assert cfg.threshold_source == "suggested" and cfg.threshold == result["suggested_threshold"]
+    staff_client.post("/support/threshold/", {"threshold": "0.66"})
+    services.train_bot()
+    assert BotSettings.get().threshold == pytest.approx(0.66)
