@@ -46,7 +46,9 @@ def get_device(preference: str | None = None) -> DeviceInfo:
     if pref == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("AIGC_DEVICE=cuda but no CUDA device is visible")
     use_cuda = pref == "cuda" or (pref == "auto" and torch.cuda.is_available())
-    threads = int(os.environ.get("AIGC_THREADS", "0")) or (os.cpu_count() or 1)
+    # Half the cores by default: a host runs web and worker processes side by
+    # side, and oversubscribed torch threads slow small models many-fold.
+    threads = int(os.environ.get("AIGC_THREADS", "0")) or max(1, (os.cpu_count() or 2) // 2)
     torch.set_num_threads(threads)
     amp_off = os.environ.get("AIGC_AMP", "1").lower() in {"0", "false", "off"}
     if use_cuda:
