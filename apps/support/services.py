@@ -16,7 +16,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Case, Count, IntegerField, Q, Value, When
 from django.utils import timezone
 
 from apps.common import engine
@@ -313,8 +313,6 @@ def inbox(status: str | None = None):
     qs = Conversation.objects.annotate(n_messages=Count("messages"))
     if status:
         qs = qs.filter(status=status)
-    from django.db.models import Case, IntegerField, Value, When
-
     return qs.annotate(
         rank=Case(When(status="waiting", then=Value(0)), When(status="agent", then=Value(1)),
                   When(status="bot", then=Value(2)), default=Value(3), output_field=IntegerField())
