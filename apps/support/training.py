@@ -96,6 +96,8 @@ def coverage_at_precision(probs, labels, targets: Sequence[float] = PRECISION_TA
     if classes is not None:
         index = {c: i for i, c in enumerate(classes)}
         y = np.asarray([index.get(lab, -1) for lab in labels])
+    elif any(isinstance(lab, str) for lab in labels):
+        raise ValueError("labels are class names: pass classes= (the column order of probs)")
     else:
         y = np.asarray(labels, dtype=int)
     conf = p.max(axis=1)

@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+
+from apps.support import training
+
+
+def test_it_computes_coverage_at_precision_by_hand():
+    # Top probabilities 0.9 (right), 0.8 (right), 0.7 (wrong), 0.6 (right).
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3], [0.4, 0.6]])
+    labels = [0, 1, 1, 1]
+    out = training.coverage_at_precision(probs, labels, targets=[0.95, 0.75, 0.5])
+    assert out["0.95"] == {"threshold": 0.8, "coverage": 0.5, "precision": 1.0}
+    assert out["0.75"] == {"threshold": 0.6, "coverage": 1.0, "precision": 0.75}
+    named = training.coverage_at_precision(probs, ["a", "b", "b", "b"], [0.95], classes=["a", "b"])
+    assert named["0.95"]["coverage"] == 0.5
+    with pytest.raises(ValueError, match="classes="):
+        training.coverage_at_precision(probs, ["a", "b", "b", "b"], [0.95])
+
+
+def test_it_counts_answered_out_of_scope_questions_as_errors():
+    curve = training.precision_coverage_curve([0.9, 0.5, 0.8], [True, True, False], [True, True, False], points=3)
+    # threshold 0.5: all three answered; precision 2/3, coverage of in-scope 2/2.
+    assert curve[1] == {"threshold": 0.5, "coverage": 1.0, "precision": 0.6667}
+    assert curve[2] == {"threshold": 1.0, "coverage": 0.0, "precision": 1.0}
+
+
+def test_it_splits_each_label_for_held_out_evaluation():
+    labels = ["a"] * 10 + ["b"] * 5 + ["c"] * 2
+    train, val = training.holdout_split(labels)
+    assert sorted(train + val) == list(range(17))
+    assert [labels[i] for i in val].count("a") == 2 and [labels[i] for i in val].count("b") == 1
+    assert "c" not in [labels[i] for i in val]  # too rare to hold out
+
+
+def test_it_trains_the_intent_classifier_from_plain_lists():
+    texts = ["where is my parcel", "my package has not arrived", "track my delivery", "when does my order come",
+             "I forgot my password", "reset my password", "cannot log in", "password not working"]
+    labels = ["shipping"] * 4 + ["account"] * 4
+    model, metrics = training.train_intent_classifier(texts, labels, texts[:2] + texts[4:6],
+                                                      labels[:2] + labels[4:6], epochs=30)
+    probs = model.predict_proba(["where is my delivery?", "I lost my password"])["intent"]
+    classes = model.config.heads["intent"]
+    assert [classes[i] for i in probs.argmax(1)] == ["shipping", "account"]
+    assert "val_loss" in metrics
+    with pytest.raises(ValueError, match="two different intents"):
+        training.train_intent_classifier(texts[:2], ["x", "x"])
