@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from django.db import DatabaseError
+from django.db import DatabaseError, DataError, IntegrityError, InterfaceError, OperationalError
 from drf_spectacular.utils import extend_schema
 from kombu.exceptions import OperationalError as BrokerError
 from rest_framework import serializers, status
@@ -28,12 +28,11 @@ def exception_handler(exc, context):
             headers={"Retry-After": "5"},
         )
     if isinstance(exc, DatabaseError):
-        log.warning("database unavailable: %s", exc)
-        return Response(
-            {"detail": "The database is unavailable. Try again shortly."},
-            status=status.HTTP_503_SERVICE_UNAVAILABLE,
-            headers={"Retry-After": "5"},
-        )
+        answer = database_error_answer(exc)
+        if answer is None:
+            return None  # a bug (bad SQL, missing migration): a logged 500, not a fake outage
+        code, detail = answer
+        return Response({"detail": detail}, status=code, headers={"Retry-After": "5"} if code == 503 else {})
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(exc, ValidationError) and isinstance(response.data, (dict, list)):
         data = response.data if isinstance(response.data, dict) else {"errors": response.data}
@@ -41,6 +40,22 @@ def exception_handler(exc, context):
             data = {"detail": _first_message(data), "errors": data}
         response.data = data
     return response
+
+
+def database_error_answer(exc: DatabaseError) -> tuple[int, str] | None:
+    """(status, message) for a database error a client can do something about:
+    the database unreachable or locked (503), a row stored concurrently (409), a
+    value the column cannot hold (400). Anything else is a bug: None."""
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        log.warning("database unavailable: %s", exc)
+        return 503, "The database is unavailable. Try again shortly."
+    if isinstance(exc, IntegrityError):
+        log.warning("integrity conflict: %s", exc)
+        return 409, "The request conflicts with data stored meanwhile (a duplicate?). Reload and try again."
+    if isinstance(exc, DataError):
+        log.warning("value refused by the database: %s", exc)
+        return 400, "A value does not fit (too long, out of range or not valid text)."
+    return None
 
 
 def _first_message(errors) -> str:

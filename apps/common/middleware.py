@@ -1,4 +1,5 @@
-"""Turn a database or broker outage into 503 with a message, never a 500 page."""
+"""Turn a database or broker outage into 503 with a message, never a 500 page (and a
+concurrent duplicate into 409, an unstorable value into 400)."""
 from __future__ import annotations
 
 import logging
@@ -19,12 +20,18 @@ class ServiceUnavailableMiddleware:
 
     def process_exception(self, request, exception):
         if isinstance(exception, BrokerError):
-            what = "job queue"
+            log.warning("job queue unavailable on %s: %s", request.path, exception)
+            code, detail = 503, "The job queue is unavailable. Try again shortly."
         elif isinstance(exception, DatabaseError):
-            what = "database"
+            from apps.common.api import database_error_answer
+
+            answer = database_error_answer(exception)
+            if answer is None:
+                return None  # a bug: Django's 500 handling, logged with its traceback
+            code, detail = answer
         else:
             return None
-        log.warning("%s unavailable on %s: %s", what, request.path, exception)
-        resp = JsonResponse({"detail": f"The {what} is unavailable. Try again shortly."}, status=503)
-        resp["Retry-After"] = "5"
+        resp = JsonResponse({"detail": detail}, status=code)
+        if code == 503:
+            resp["Retry-After"] = "5"
         return resp

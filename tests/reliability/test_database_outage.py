@@ -118,3 +118,25 @@ def test_it_answers_503_while_the_database_is_away_and_recovers_by_itself(client
         assert "database unavailable" in log and "retry 1" in log
     else:
         assert done.attempts == 1  # SQLite: the worker waited for the lock
+
+
+@pytest.mark.parametrize("exc,code", [
+    ("OperationalError", 503), ("InterfaceError", 503), ("IntegrityError", 409), ("DataError", 400),
+    ("ProgrammingError", None),
+])
+def test_it_calls_only_connection_failures_an_outage(exc, code, rf):
+    """A duplicate or a bad value is the client's to fix (409/400); a bug such as a
+    missing column must stay a logged 500, not pose as "database unavailable"."""
+    from django import db
+
+    from apps.common.api import exception_handler
+    from apps.common.middleware import ServiceUnavailableMiddleware
+
+    error = getattr(db, exc)("boom")
+    api_answer = exception_handler(error, {})
+    page_answer = ServiceUnavailableMiddleware(lambda r: None).process_exception(rf.get("/x"), error)
+    if code is None:
+        assert api_answer is None and page_answer is None
+        return
+    assert api_answer.status_code == code == page_answer.status_code
+    assert api_answer.data["detail"] and (code != 503 or api_answer["Retry-After"] == "5")
