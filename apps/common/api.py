@@ -27,7 +27,7 @@ def exception_handler(exc, context):
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": "5"},
         )
-    if isinstance(exc, DatabaseError):
+    if isinstance(exc, DatabaseError | InterfaceError):
         answer = database_error_answer(exc)
         if answer is None:
             return None  # a bug (bad SQL, missing migration): a logged 500, not a fake outage
@@ -42,7 +42,7 @@ def exception_handler(exc, context):
     return response
 
 
-def database_error_answer(exc: DatabaseError) -> tuple[int, str] | None:
+def database_error_answer(exc: DatabaseError | InterfaceError) -> tuple[int, str] | None:
     """(status, message) for a database error a client can do something about:
     the database unreachable or locked (503), a row stored concurrently (409), a
     value the column cannot hold (400). Anything else is a bug: None."""

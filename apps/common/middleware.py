@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from django.db import DatabaseError
+from django.db import DatabaseError, InterfaceError
 from django.http import JsonResponse
 from kombu.exceptions import OperationalError as BrokerError
 
@@ -22,7 +22,7 @@ class ServiceUnavailableMiddleware:
         if isinstance(exception, BrokerError):
             log.warning("job queue unavailable on %s: %s", request.path, exception)
             code, detail = 503, "The job queue is unavailable. Try again shortly."
-        elif isinstance(exception, DatabaseError):
+        elif isinstance(exception, DatabaseError | InterfaceError):
             from apps.common.api import database_error_answer
 
             answer = database_error_answer(exception)
