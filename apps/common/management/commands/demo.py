@@ -18,9 +18,24 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--username", default=os.environ.get("AIGC_DEMO_USER", "admin"))
-        parser.add_argument("--skip-apps", action="store_true", help="only the user and the demo job")
+        parser.add_argument("--stage", choices=["all", "user", "apps"], default="all",
+                            help="user: staff user + a demo job (seconds); apps: each app's demo data and models")
 
-    def handle(self, *args, username: str, skip_apps: bool, **options):
+    def handle(self, *args, username: str, stage: str, **options):
+        if stage in {"all", "user"}:
+            self._user(username)
+        if stage in {"all", "apps"}:
+            self._apps()
+            self.stdout.write(self.style.SUCCESS("Demo data loaded; training jobs are listed on /jobs/."))
+
+    def _apps(self) -> None:
+        available = get_commands()
+        for name in settings.AIGC_DEMO_COMMANDS:
+            if name in available:
+                self.stdout.write(f"== {name}")
+                call_command(name, stdout=self.stdout, stderr=self.stderr)
+
+    def _user(self, username: str) -> None:
         User = get_user_model()
         user = User.objects.filter(username=username).first()
         password_file = settings.VAR_DIR / "demo_password"
@@ -30,13 +45,7 @@ class Command(BaseCommand):
             password_file.write_text(password)
             password_file.chmod(0o600)
         password = password_file.read_text().strip() if password_file.exists() else "(unchanged)"
-        available = get_commands()
-        if not skip_apps:
-            for name in settings.AIGC_DEMO_COMMANDS:
-                if name in available:
-                    self.stdout.write(f"== {name}")
-                    call_command(name, stdout=self.stdout, stderr=self.stderr)
         job = enqueue(demo_countdown, "common.demo", user=user, steps=10, delay_s=0.3)
         self.stdout.write(self.style.SUCCESS(
-            f"Demo ready. Log in as {username} / {password}  (demo job #{job.pk} queued)"
+            f"Staff login: {username} / {password}  (demo job #{job.pk} queued)"
         ))
