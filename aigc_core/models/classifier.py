@@ -348,6 +348,24 @@ class EncoderClassifier(nn.Module):
     def predict(self, texts: Sequence[str], batch_size: int = 64) -> dict[str, list[tuple[str, float]]]:
         return _predict(self.predict_proba(texts, batch_size), self.config.heads)
 
+    @torch.no_grad()
+    def predict_proba_from_embeddings(self, embeddings: np.ndarray) -> dict[str, np.ndarray]:
+        """Head-mode only: class probabilities from L2-normalised shipped-encoder
+        vectors (``retrieval.encoder.encode``), so a caller that already embedded
+        a text for retrieval need not encode it again."""
+        if self.config.mode != "head":
+            raise ValueError("predict_proba_from_embeddings needs a head-only classifier "
+                             f"(this one fine-tuned its encoder: mode={self.config.mode!r})")
+        x = torch.from_numpy(np.atleast_2d(np.asarray(embeddings, np.float32)) * _FEATURE_SCALE)
+        device = get_device()
+        self.heads.to(device.device)
+        was_training = self.training
+        self.eval()
+        with autocast(device):
+            logits = {h: head(x.to(device.device)) for h, head in self.heads.items()}
+        self.train(was_training)
+        return {h: torch.softmax(v.float(), -1).cpu().numpy() for h, v in logits.items()}
+
     def save(self, directory: str | Path) -> Path:
         """config.json + heads.safetensors; + encoder.safetensors only if the encoder was trained."""
         d = Path(directory)

@@ -111,20 +111,10 @@ class Bot:
 
     def _head_probs(self, vec: np.ndarray) -> np.ndarray | None:
         """Head-only classifiers sit on the same frozen MiniLM vector retrieval uses; run
-        the head on it instead of encoding the message a second time (halves latency).
-        Needs the engine's feature scale; falls back to predict_proba when it is absent.
-        TODO(engine): a public EncoderClassifier.predict_proba_from_features would replace this."""
-        import torch
-
-        from aigc_core.models import classifier as clf
-
-        scale = getattr(clf, "_FEATURE_SCALE", None)
-        if scale is None or self.classifier.config.mode != "head":
+        the head on it instead of encoding the message a second time (halves latency)."""
+        if self.classifier.config.mode != "head":
             return None
-        with torch.no_grad():
-            x = torch.from_numpy(np.asarray(vec, np.float32) * scale)
-            head = self.classifier.heads["intent"].to("cpu").float()
-            return torch.softmax(head(x).float(), -1)[0].numpy()
+        return self.classifier.predict_proba_from_embeddings(vec)["intent"][0]
 
     def candidate(self, text: str, vec: np.ndarray | None = None) -> Candidate:
         vec = _encode([text]) if vec is None else vec

@@ -56,6 +56,11 @@ def test_it_reaches_high_accuracy_on_a_separable_set_in_head_mode(tmp_path):
     assert isinstance(again, EncoderClassifier)
     np.testing.assert_allclose(again.predict_proba(val_texts)["topic"], model.predict_proba(val_texts)["topic"],
                                atol=1e-5)
+    # Same probabilities from vectors a caller already has for retrieval (bf16 autocast tolerance).
+    from aigc_core.retrieval.encoder import encode
+
+    np.testing.assert_allclose(model.predict_proba_from_embeddings(encode(val_texts))["topic"],
+                               model.predict_proba(val_texts)["topic"], atol=0.03)
 
 
 def test_it_trains_several_heads_with_missing_labels():
