@@ -451,7 +451,21 @@ def classify_pending(progress: Progress = _noop, limit: int | None = None) -> di
                     predicted_topic=topic, predicted_sentiment=p["sentiment"], model_version=version,
                 ))
                 rows.append((it.published_at, topic, p["sentiment"], it.tickers))
-            Classification.objects.bulk_create(objs)
+            try:
+                with transaction.atomic():
+                    Classification.objects.bulk_create(objs)
+            except IntegrityError:
+                # Another job (a second worker) stored some of these after our check: keep
+                # the rest one by one and count in the trends only what this job stored.
+                kept = []
+                for obj, row in zip(objs, rows, strict=True):
+                    try:
+                        with transaction.atomic():
+                            obj.save(force_insert=True)
+                    except IntegrityError:
+                        continue
+                    kept.append(row)
+                rows = kept
             apply_trends(rows)
         done += len(batch)
         progress(100 * done / max(1, total), f"classified {done} of {total}")
