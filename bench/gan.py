@@ -156,7 +156,7 @@ def run(quick: bool) -> dict:
     delta_neg = med("head_gan", "negative_f1") - med("head", "negative_f1")
     verdict = ("helps" if delta_macro > 0.005 else "does not help" if delta_macro < -0.005 else "makes no real difference")
     return {
-        "summary": f"Conditional GAN in MiniLM embedding space; augmentation {verdict} the app's classifier "
+        "summary": f"Conditional GAN in MiniLM embedding space; for the app's classifier augmentation {verdict} "
                    f"(macro-F1 {delta_macro:+.3f}, negative F1 {delta_neg:+.3f}, median of {len(seeds)} seed(s)).",
         "data": {"file": pb.file, "hash": pb.data_hash, "fit": len(fit_idx), "val": len(val_idx), "test": len(te),
                  "fit_counts": counts, "synthetic_per_class": runs[0]["synthetic"]},

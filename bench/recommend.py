@@ -176,6 +176,15 @@ def run(quick: bool) -> dict:
     if ours["recall@10"] < best_base[0]:
         below.append(f"Ours (two-tower + ranker) recall@10 {ours['recall@10']:.3f} is below {best_base[1]} "
                      f"({best_base[0]:.3f}) measured in the same run.")
+    issues = []
+    w = ranker.weights()
+    tt_only = results["ours: two-tower (refit on all training)"]["all"]["recall@10"]
+    if w.get("model_score", 0) < 0:
+        issues.append(
+            f"The recommend app's ranker learned a negative weight on the two-tower score ({w['model_score']:+.2f}, "
+            f"from {ranker.trained_on:,} pairs): fit_ranker takes half its negatives from the model's own top picks, so "
+            "in its training pairs a high model score marks a negative, and the ranker turns the model's order "
+            f"around (recall@10 {tt_only:.3f} for the two-tower alone, {ours['recall@10']:.3f} with the ranker).")
     tables = [
         table(f"MovieLens small, per-user time split (latest 20% of each user's ratings), {len(users)} users, "
               f"{n:,} items ranked (history excluded)",
@@ -207,6 +216,7 @@ def run(quick: bool) -> dict:
         "app_protocol": app_protocol,
         "wall_times": sw.times,
         "tables": tables,
+        "issues": issues,
         "published": PUBLISHED,
         "below_published": below,
     }
