@@ -12,6 +12,26 @@ from bench.report import AREAS, regenerate
 MODULES = {area: f"bench.{area}" for area in AREAS}
 
 
+def keep_previous(area: str, command: str, detail: str) -> bool:
+    """When a re-run fails, an earlier successful result stays, with the failure noted in it."""
+    import json
+    from datetime import UTC, datetime
+
+    from bench.harness import RESULTS_DIR
+
+    path = RESULTS_DIR / f"{area}.json"
+    if not path.exists():
+        return False
+    data = json.loads(path.read_text())
+    if data.get("status", "ok") != "ok":
+        return False
+    data.setdefault("notes", []).append(
+        f"A later run, `{command}` at {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}, failed ({detail[:300]}); "
+        "the figures above are from the earlier run named at the top of this section.")
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("areas", nargs="+", choices=["all", *AREAS, "report"])
@@ -30,7 +50,12 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:  # noqa: BLE001 - one area failing must not hide the others
             traceback.print_exc()
             failed.append(area)
-            result = {"status": "failed", "status_detail": f"{type(exc).__name__}: {exc}", "tables": []}
+            detail = f"{type(exc).__name__}: {exc}"
+            if keep_previous(area, command, detail):
+                print(f"== {area}: FAILED ({detail}); the previous result is kept and marked", flush=True)
+                regenerate()
+                continue
+            result = {"status": "failed", "status_detail": detail, "tables": []}
         path = write_result(area, result, args.quick, time.perf_counter() - t0, command)
         print(f"== {area}: wrote {path} ({time.perf_counter() - t0:.0f} s)", flush=True)
         regenerate()
