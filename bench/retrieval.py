@@ -210,6 +210,36 @@ def bench_size(base: np.ndarray, queries: np.ndarray, quick: bool, bandwidth: di
             "hnsw": hnsw_sweep, "build_s": sw.times, "rows": rows}
 
 
+def size_table(r: dict) -> dict:
+    f = r["flat"]
+    copy_gbs = f["bytes_scanned_per_query"] / f["bound_s_copy_bw"] / 1e9
+    one_thread = (f"with one FAISS thread {f['single_query_s_one_thread'] * 1e3:.1f} ms "
+                  f"({f['ratio_single_one_thread_to_read_bound']:.2f}× the read-only bound); "
+                  if "single_query_s_one_thread" in f else "")
+    notes = [
+        f"Flat scan: {f['bytes_scanned_per_query'] / 1e9:.2f} GB per query; one query takes "
+        f"{f['single_query_s'] * 1e3:.1f} ms = {f['ratio_single_to_copy_bound']:.2f}× the copy-bandwidth bound "
+        f"({f['bound_s_copy_bw'] * 1e3:.1f} ms at {copy_gbs:.1f} GB/s) and "
+        f"{f['ratio_single_to_read_bound']:.2f}× the read-only bound ({f['bound_s_read_bw'] * 1e3:.1f} ms); "
+        + one_thread
+        + f"a batch of 1,000 amortises to {f['batch_per_query_s_best'] * 1e3:.2f} ms per query "
+        f"({f['ratio_batch_per_query_to_copy_bound']:.2f}× the bound: the base is read once per block of queries).",
+        "Flat batch of 1,000 by BLAS threshold: "
+        + ", ".join(f"threshold {k}: {v:.2f} s" for k, v in f["batch_s_by_blas_threshold"].items())
+        + f" (this build's default is {f['blas_threshold_default']}).",
+        f"IVF trained on the first {r['ivf_train_n']:,} vectors added (the wrapper trains on its first add()).",
+    ]
+    if r.get("carried_over_from"):
+        c = r["carried_over_from"]
+        notes.append(f"Carried over from `{c['command']}` finished {c['finished_at']} (load average at its start "
+                     f"{c['load_avg_at_start']}): not re-measured in this run.")
+    return table(
+        f"FAISS at {r['n']:,} × {r['dim']} (real MiniLM vectors + neighbour-interpolated synthetic ones), "
+        f"{N_QUERIES:,} held-out real queries, k={K}",
+        ["index", "setting", "recall@10 vs exact", "QPS (batch of 1,000)", "latency ms (1 query, median)", "build s"],
+        r.get("rows", []), notes)
+
+
 def old_rows(old: dict, n: int) -> list:
     for t in old.get("tables", []):
         if t["title"].startswith(f"FAISS at {n:,} "):
@@ -259,30 +289,7 @@ def run(quick: bool) -> dict:
                 results.append(r)
         results.sort(key=lambda r: r["n"])
 
-    tables = []
-    for r in results:
-        f = r["flat"]
-        tables.append(table(
-            f"FAISS at {r['n']:,} × {r['dim']} (real MiniLM vectors + neighbour-interpolated synthetic ones), "
-            f"{N_QUERIES:,} held-out real queries, k={K}",
-            ["index", "setting", "recall@10 vs exact", "QPS (batch of 1,000)", "latency ms (1 query, median)", "build s"],
-            r["rows"],
-            [f"Flat scan: {f['bytes_scanned_per_query'] / 1e9:.2f} GB per query; one query takes "
-             f"{f['single_query_s'] * 1e3:.1f} ms = {f['ratio_single_to_copy_bound']:.2f}× the copy-bandwidth bound "
-             f"({f['bound_s_copy_bw'] * 1e3:.1f} ms at {bandwidth['copy_gbs_best']:.1f} GB/s) and "
-             f"{f['ratio_single_to_read_bound']:.2f}× the read-only bound ({f['bound_s_read_bw'] * 1e3:.1f} ms); "
-             f"with one FAISS thread {f['single_query_s_one_thread'] * 1e3:.1f} ms "
-             f"({f['ratio_single_one_thread_to_read_bound']:.2f}× the read-only bound); "
-             f"a batch of 1,000 amortises to {f['batch_per_query_s_best'] * 1e3:.2f} ms per query "
-             f"({f['ratio_batch_per_query_to_copy_bound']:.2f}× the bound: the base is read once per block of queries).",
-             "Flat batch of 1,000 by BLAS threshold: " + ", ".join(
-                 f"threshold {k}: {v:.2f} s" for k, v in f["batch_s_by_blas_threshold"].items())
-             + f" (this build's default is {f['blas_threshold_default']}).",
-             f"IVF trained on the first {r['ivf_train_n']:,} vectors added (the wrapper trains on its first add())."]
-            + ([f"Carried over from `{r['carried_over_from']['command']}` finished {r['carried_over_from']['finished_at']} "
-                f"(load average at its start {r['carried_over_from']['load_avg_at_start']}): not re-measured in this run."]
-               if r.get("carried_over_from") else []),
-        ))
+    tables = [size_table(r) for r in results]
     return {
         "summary": "FAISS flat / IVF / HNSW via aigc_core.retrieval.index.VectorIndex on real MiniLM embeddings",
         "data": {"texts": len(texts), "texts_hash": sha256_texts(texts), "queries": N_QUERIES, "real_in_base": len(real),
