@@ -155,6 +155,11 @@ def regenerate(results_dir: Path = RESULTS_DIR) -> Path:
         "next to it; do not edit by hand). Data: the public sets in `../shared/data/` (licences and sources in its "
         "README); nothing is copied into the repository. Medians unless stated; \"quick\" marks a reduced run.",
         "",
+        "Reproduce: `python -m bench all` (full) or `python -m bench all --quick`; one area: `python -m bench "
+        "intent|sentiment|spikes|recommend|lm|gan|retrieval|serving [--quick]`. Each section names the exact command "
+        "and JSON file behind its figures. Serving needs PostgreSQL on 127.0.0.1:5432 (user postgres) and Redis on "
+        "127.0.0.1:6379 (db 14).",
+        "",
     ]
     status = []
     datas = {}
