@@ -260,7 +260,7 @@ def prepare(stack: Stack) -> dict:
     return info
 
 
-def run(seconds: float, clients_per_kind: int = 2, gunicorn_workers: int = 2, warmup_s: float = 10.0) -> dict:
+def run(seconds: float, clients_per_kind: int = 2, gunicorn_workers: int = 2, warmup_s: float = 30.0) -> dict:
     var_dir = ROOT / "var" / "soak"
     stack = Stack(var_dir, "aigc_soak", gunicorn_workers)
     try:
@@ -268,13 +268,14 @@ def run(seconds: float, clients_per_kind: int = 2, gunicorn_workers: int = 2, wa
         info = prepare(stack)
         stack.start_workers()
         stack.start_web()
+        started_at = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
         load = Load(stack.http_port, info)
         stop = threading.Event()
         threads = [threading.Thread(target=load.client, args=(stop, kind), daemon=True)
                    for kind in ("chat", "news", "recommend") for _ in range(clients_per_kind)]
         for t in threads:
             t.start()
-        time.sleep(warmup_s)  # models load, caches warm: not measured
+        time.sleep(warmup_s)  # every process loads its models, caches warm: not measured
         with load.lock:
             for k in load.samples:
                 load.samples[k].clear()
@@ -295,11 +296,16 @@ def run(seconds: float, clients_per_kind: int = 2, gunicorn_workers: int = 2, wa
         mem_end = {name: rss_kb(p.pid) for name, p in stack.procs.items() if name != "redis"}
         jobs = json.loads(stack.manage("shell", "-c", (
             "import json, time\nfrom apps.common.models import Job\n"
-            "deadline = time.time() + 90\n"
-            "while Job.objects.filter(state__in=['queued', 'running']).exists() and time.time() < deadline:\n"
+            f"run = Job.objects.filter(created_at__gte='{started_at}')\n"
+            "t0 = time.time()\n"
+            "backlog = run.filter(state__in=['queued', 'running']).count()\n"
+            "while run.filter(state__in=['queued', 'running']).exists() and time.time() < t0 + 300:\n"
             "    time.sleep(1)\n"
             "from django.db.models import Count\n"
-            "print(json.dumps({r['state']: r['n'] for r in Job.objects.values('state').annotate(n=Count('id'))}))"
+            "out = {r['state']: r['n'] for r in run.values('state').annotate(n=Count('id'))}\n"
+            "out['backlog_when_load_stopped'] = backlog\n"
+            "out['drain_s'] = round(time.time() - t0)\n"
+            "print(json.dumps(out))"
         )).strip().splitlines()[-1])
     finally:
         stack.stop()
@@ -308,26 +314,31 @@ def run(seconds: float, clients_per_kind: int = 2, gunicorn_workers: int = 2, wa
         ops[op] = {"ok": len(xs), "errors": len(errors[op]), "rps": round(len(xs) / elapsed, 2),
                    "p50_ms": round(percentile(xs, 0.5), 1), "p95_ms": round(percentile(xs, 0.95), 1),
                    "max_ms": round(max(xs), 1) if xs else None, "first_errors": errors[op][:5]}
-    memory = {name: {"start_mb": round(mem_start[name] / 1024, 1), "end_mb": round(mem_end.get(name, 0) / 1024, 1),
-                     "growth_mb": round((mem_end.get(name, 0) - mem_start[name]) / 1024, 1)}
+    mid = mem_trace[len(mem_trace) // 2] if mem_trace else mem_start
+    memory = {name: {"start_mb": round(mem_start[name] / 1024, 1), "mid_mb": round(mid.get(name, 0) / 1024, 1),
+                     "end_mb": round(mem_end.get(name, 0) / 1024, 1),
+                     "growth_mb": round((mem_end.get(name, 0) - mem_start[name]) / 1024, 1),
+                     "growth_2nd_half_mb": round((mem_end.get(name, 0) - mid.get(name, 0)) / 1024, 1)}
               for name in mem_start}
-    return {"seconds": round(elapsed, 1), "clients": clients_per_kind * 3, "gunicorn_workers": gunicorn_workers,
+    return {"seconds": round(elapsed, 1), "warmup_s": warmup_s, "clients": clients_per_kind * 3, "gunicorn_workers": gunicorn_workers,
             "celery_workers": 2, "models": info.get("models"), "ops": ops, "jobs": jobs, "memory": memory,
             "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
 def table(result: dict) -> str:
-    lines = [f"Soak of {result['seconds']:.0f} s, {result['clients']} client threads, gunicorn "
+    lines = [f"Soak of {result['seconds']:.0f} s (after {result['warmup_s']:.0f} s of warm-up), {result['clients']} client threads, gunicorn "
              f"{result['gunicorn_workers']} workers x 2 threads, 2 Celery workers, PostgreSQL + Redis, "
              f"{result['machine']['cpus']} CPUs ({result['at']}).", "",
              "| operation | ok | errors | req/s | p50 ms | p95 ms | max ms |", "|---|---:|---:|---:|---:|---:|---:|"]
     for op, o in result["ops"].items():
         lines.append(f"| {op} | {o['ok']} | {o['errors']} | {o['rps']} | {o['p50_ms']} | {o['p95_ms']} | {o['max_ms']} |")
-    lines += ["", "| process | RSS at start MB | RSS at end MB | growth MB |", "|---|---:|---:|---:|"]
+    lines += ["", "| process (with its forked children) | RSS start MB | RSS middle MB | RSS end MB | growth MB "
+              "| growth in 2nd half MB |", "|---|---:|---:|---:|---:|---:|"]
     for name, m in result["memory"].items():
-        lines.append(f"| {name} | {m['start_mb']} | {m['end_mb']} | {m['growth_mb']} |")
-    lines += ["", f"Jobs after the run: {json.dumps(result['jobs'])}"]
+        lines.append(f"| {name} | {m['start_mb']} | {m['mid_mb']} | {m['end_mb']} | {m['growth_mb']} "
+                     f"| {m['growth_2nd_half_mb']} |")
+    lines += ["", f"Jobs created during the run, by state once the queue drained: {json.dumps(result['jobs'])}"]
     return "\n".join(lines)
 
 
