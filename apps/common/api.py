@@ -12,6 +12,7 @@ from rest_framework.generics import ListAPIView, RetrieveAPIView
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from apps.common.middleware import _is_cache_outage
 from apps.common.models import Job
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,10 @@ def exception_handler(exc, context):
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": "5"},
         )
+    if _is_cache_outage(exc):
+        log.warning("cache unavailable: %s", exc)
+        return Response({"detail": "The cache (rate limits, sessions) is unavailable. Try again shortly."},
+                        status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "5"})
     if isinstance(exc, DatabaseError | InterfaceError):
         answer = database_error_answer(exc)
         if answer is None:

@@ -22,6 +22,9 @@ class ServiceUnavailableMiddleware:
         if isinstance(exception, BrokerError):
             log.warning("job queue unavailable on %s: %s", request.path, exception)
             code, detail = 503, "The job queue is unavailable. Try again shortly."
+        elif _is_cache_outage(exception):
+            log.warning("cache unavailable on %s: %s", request.path, exception)
+            code, detail = 503, "The cache (rate limits, sessions) is unavailable. Try again shortly."
         elif isinstance(exception, DatabaseError | InterfaceError):
             from apps.common.api import database_error_answer
 
@@ -35,3 +38,13 @@ class ServiceUnavailableMiddleware:
         if code == 503:
             resp["Retry-After"] = "5"
         return resp
+
+
+def _is_cache_outage(exc: Exception) -> bool:
+    """A Redis used as the cache (CACHE_URL) refusing or timing out."""
+    try:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+    except ImportError:  # pragma: no cover - redis is installed with celery[redis]
+        return False
+    return isinstance(exc, RedisConnectionError | RedisTimeoutError)
