@@ -315,7 +315,9 @@ def run(quick: bool) -> dict:
         # Sentiment classification on the worker.
         pb = datasets.phrasebank("50").data.texts
         n_items = 300 if quick else 1000
-        items = [{"url": f"https://bench.invalid/news/{i}", "headline": t[:490], "body": "",
+        # Unique per run (the app deduplicates by url and by content): the run tag goes in url and body.
+        tag = time.strftime("%Y%m%d%H%M%S", time.gmtime())
+        items = [{"url": f"https://bench.invalid/{tag}/news/{i}", "headline": t[:490], "body": f"Bench run {tag}.",
                   "published_at": "2026-11-01T00:00:00Z"} for i, t in enumerate(pb[:n_items])]
         c = Client(stack.port, tokens["sentiment"])
         t_post = time.perf_counter()
