@@ -2,8 +2,9 @@
 
 The work runs again on another worker, the rows say so, and nothing is done
 twice where it matters: the webhook receiver (which de-duplicates on
-``webhook-id``, as Standard Webhooks receivers do) acts once, and an import
-that was cut off leaves nothing half-written and is not doubled on re-run.
+``webhook-id``, as Standard Webhooks receivers do) acts once; an import that
+was cut off leaves nothing half-written and is not doubled on re-run; a
+training cut off publishes no half version, and the re-run publishes one.
 Both brokers: the recovery paths used here (the delivery sweeper and the
 heartbeat-based job recovery) do not depend on the broker redelivering.
 """
@@ -100,3 +101,33 @@ def test_it_reruns_a_transcript_import_cut_off_by_a_killed_worker_without_doubli
     assert "re-queued" not in done.message
     pairs = TranscriptPair.objects.count()
     assert pairs > 50 and done.result.get("pairs", pairs) == pairs
+
+
+@pytest.mark.worker
+def test_it_reruns_a_training_killed_midway_and_publishes_one_whole_version(real_workers, tmp_path, settings):
+    from apps.common import engine
+    from apps.common.jobs import enqueue
+    from apps.support import ingest, services, tasks
+
+    settings.AIGC_ARTIFACTS_DIR = tmp_path / "artifacts"  # the workers get it too (worker_env)
+    engine.forget()
+    lines = (ROOT / "fixtures" / "support" / "transcripts.jsonl").read_bytes().splitlines(keepends=True)
+    ingest.ingest_transcripts(b"".join(lines[:600]), "transcripts.jsonl")
+    w1 = real_workers("rel-train-1")
+    job = enqueue(tasks.train_support, "support.train")
+    wait_for(lambda: Job.objects.filter(pk=job.pk, state="running", progress__gte=5).exists(), timeout=120,
+             what="training to be under way on the first worker")
+    w1.kill()
+    reg = engine.registry()
+    assert reg.versions(services.MODEL_NAME) == []  # nothing half-trained is visible
+    real_workers("rel-train-2")
+    time.sleep(2.5)
+    with override_settings(AIGC_WORKER_STALE_AFTER=2):
+        assert recover_orphaned_jobs() == [job.pk]
+    done = wait_for(lambda: Job.objects.filter(pk=job.pk, state__in=["succeeded", "failed"]).first(),
+                    timeout=180, what="training to finish on the second worker")
+    assert done.state == "succeeded", done.error
+    assert done.attempts == 2 and done.worker.startswith("rel-train-2@")
+    (version,) = reg.versions(services.MODEL_NAME)  # one whole version, not two
+    reg.verify(version)
+    assert reg.current(services.MODEL_NAME).version == version.version == done.result["version"]
