@@ -80,6 +80,8 @@ class Ranker:
     coef: list[float] = field(default_factory=lambda: [1.0] + [0.0] * (len(FEATURES) - 1))  # untrained: model score
     intercept: float = 0.0
     trained_on: int = 0  # training pairs; 0 = the untrained default
+    # Held-out check against the model score alone (not saved; reported in metrics).
+    check: dict = field(default_factory=dict)
 
     def score(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, np.float32)

@@ -304,9 +304,16 @@ def fit_ranker(model: TwoTower, cat: Catalogue, log: EventLog, t_rank: float, t_
     histories = [hist[u] for u in users]
     scores = model_scores(model, item_vecs, cat, histories)
     text_scores = text_only_scores(cat, histories)
+    # A quarter of the users is held out to check the fitted ranker against the
+    # model score alone: a pointwise ranker fitted on hard negatives can learn to
+    # invert the model's order (seen on MovieLens), and must not be shipped then.
+    order = rng.permutation(len(users))
+    check = set(order[: len(users) // 4].tolist()) if len(users) >= 8 else set()
     X, y = [], []
     n = len(cat.texts)
     for j, u in enumerate(users):
+        if j in check:
+            continue
         pos = sorted(targets[u])
         # Negatives: the model's own top picks that were wrong (hard) plus random items (easy).
         s = scores[j].copy()
@@ -319,7 +326,23 @@ def fit_ranker(model: TwoTower, cat: Catalogue, log: EventLog, t_rank: float, t_
         shares, mean_lp = user_profile(hist[u], cat.table)
         X.append(pair_features(scores[j][rows], rows, cat.table, t_rank, shares, mean_lp, text_scores[j][rows]))
         y.extend([1] * len(pos) + [0] * len(neg))
-    return Ranker.fit(np.concatenate(X), np.asarray(y), seed=cfg.seed)
+    ranker = Ranker.fit(np.concatenate(X), np.asarray(y), seed=cfg.seed)
+    if check and ranker.trained_on:
+        rows = sorted(check)
+        hs = [histories[j] for j in rows]
+        rel = [targets[users[j]] for j in rows]
+        excl = [set(h) for h in hs]
+        key = f"ndcg@{cfg.k}"
+        alone = ranking_metrics(scores[rows], rel, excl, cfg.k)[key]
+        ranked = ranking_metrics(ranked_scores(ranker, scores[rows], cat, hs, t_rank, text_scores[rows]),
+                                 rel, excl, cfg.k)[key]
+        ranker.check = {"users": len(rows), f"model_{key}": round(alone, 4), f"ranker_{key}": round(ranked, 4)}
+        if ranked < alone:
+            fallback = Ranker()
+            fallback.check = {**ranker.check, "kept": False}
+            return fallback
+        ranker.check["kept"] = True
+    return ranker
 
 
 # -- artifacts --------------------------------------------------------------------------------
@@ -418,6 +441,7 @@ def train_and_evaluate(items: list[dict], events: list[dict], config: RecommendT
         "train_loss": [round(h["train_loss"], 4) for h in train_info["history"]],
         "ranker_weights": ranker.weights(),
         "ranker_pairs": ranker.trained_on,
+        "ranker_check": ranker.check,
         "split": {"start": t0, "rank_from": t_rank, "test_from": t_split, "end": t1},
         "k": cfg.k,
     }
