@@ -82,12 +82,15 @@ def publish(event_type: str, data: dict, *, scope_key: str = "", alert=None) -> 
         event_type=event_type, scope_key=scope_key, alert=alert,
         payload={"type": event_type, "timestamp": now.isoformat(), "data": data},
     )
-    subs = [s for s in WebhookSubscription.objects.filter(enabled=True) if s.wants(event_type, scope_key or None)]
-    deliveries = Delivery.objects.bulk_create(
-        [Delivery(message=message, subscription=s, next_attempt_at=now) for s in subs]
-    )
-    ids = [d.pk for d in deliveries if d.pk] or list(
-        Delivery.objects.filter(message=message).values_list("pk", flat=True))
+    subs = [s for s in WebhookSubscription.objects.all() if s.wants(event_type, scope_key or None)]
+    deliveries = Delivery.objects.bulk_create([
+        Delivery(message=message, subscription=s, next_attempt_at=now) if s.enabled
+        # A disabled subscription keeps the event, unsent and failed: the manual re-send delivers it in order.
+        else Delivery(message=message, subscription=s, state=Delivery.State.FAILED, finished_at=now)
+        for s in subs
+    ])
+    ids = [d.pk for d in deliveries if d.pk and d.state == Delivery.State.PENDING] or list(
+        Delivery.objects.filter(message=message, state=Delivery.State.PENDING).values_list("pk", flat=True))
     transaction.on_commit(lambda: [_send(pk, 1) for pk in ids])
     return message
 
@@ -183,6 +186,11 @@ def send_due(now=None) -> int:
                                   subscription__enabled=True).order_by("created_at", "id")[:500]
     n = 0
     for d in due:
+        if d.attempts and not d.attempt_log.filter(attempt_no=d.attempts).exists():
+            # Claimed, lease run out, nothing logged: the worker making it died. Say so in the log.
+            DeliveryAttempt.objects.get_or_create(delivery=d, attempt_no=d.attempts, defaults={
+                "status": DeliveryAttempt.Status.FAILED, "at": now,
+                "error": "no outcome recorded: the worker making this attempt stopped; sent again"})
         _send(d.pk, d.attempts + 1)
         n += 1
     return n

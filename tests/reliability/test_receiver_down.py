@@ -5,8 +5,9 @@ longer than the countdown limit, so the every-minute sweeper makes it; the
 test plays the sweeper at the due time instead of waiting two minutes):
 each retry is made when the schedule says, the subscription is disabled
 after the configured number of messages failed every retry, staff see that
-on the webhooks page with the reason, and one manual re-send delivers every
-failed message, in creation order, with the original ids, once each."""
+on the webhooks page with the reason, events published meanwhile are kept,
+and one manual re-send delivers everything that was missed, in creation
+order, with the original ids, once each."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -59,6 +60,9 @@ def test_it_retries_on_schedule_disables_shows_staff_and_resends_everything_in_o
         sub.refresh_from_db()
         assert not sub.enabled and "2 messages in a row" in sub.disabled_reason
 
+        with transaction.atomic():  # published while the subscription is disabled: kept for the re-send
+            m3 = webhooks.publish("alert.resolved", {"n": 3}, scope_key="topic:credit")
+
         client.force_login(staff)
         page = client.get("/sentiment/webhooks/").content.decode()
         assert "2 messages in a row" in page or "disabled" in page.lower()
@@ -68,13 +72,13 @@ def test_it_retries_on_schedule_disables_shows_staff_and_resends_everything_in_o
         with DedupReceiver(port=port) as rx:  # the receiver is back
             r = client.post(f"/sentiment/webhooks/{sub.pk}/resend/")
             assert r.status_code == 302
-            wait_for(lambda: len(rx.effects) == 2, timeout=60, what="the re-send to deliver both")
+            wait_for(lambda: len(rx.effects) == 3, timeout=60, what="the re-send to deliver all three")
             ids, bodies = [q["id"] for q in rx.requests], [q["body"] for q in rx.requests]
     finally:
         worker.kill()
         worker.stop()
-    assert ids == [m1.event_id, m2.event_id]  # creation order, original ids, once each
-    assert [b'"n":1' in bodies[0], b'"n":2' in bodies[1]] == [True, True]
+    assert ids == [m1.event_id, m2.event_id, m3.event_id]  # creation order, original ids, once each
+    assert [b'"n":1' in bodies[0], b'"n":2' in bodies[1], b'"n":3' in bodies[2]] == [True, True, True]
     sub.refresh_from_db()
     assert sub.enabled and sub.consecutive_failures == 0
     assert set(Delivery.objects.filter(subscription=sub).values_list("state", flat=True)) == {"succeeded"}

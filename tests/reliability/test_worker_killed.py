@@ -72,7 +72,8 @@ def test_it_redelivers_a_webhook_whose_worker_died_mid_request_without_a_double_
     assert requests[0]["body"] == requests[1]["body"]
     assert d.attempts == 2
     log = list(d.attempt_log.order_by("attempt_no").values_list("attempt_no", "status", "response_code"))
-    assert log[-1] == (2, "succeeded", 200)
+    assert log == [(1, "failed", None), (2, "succeeded", 200)]
+    assert "worker making this attempt stopped" in d.attempt_log.get(attempt_no=1).error
 
 
 @pytest.mark.worker

@@ -98,14 +98,15 @@ def test_it_disables_a_subscription_after_failed_messages_and_resends_in_order(a
         sub.refresh_from_db()
         assert not sub.enabled and "2 messages in a row" in sub.disabled_reason
         third = _publish(data={"n": 3})
-        assert not third.deliveries.exists()  # disabled subscriptions get nothing new
+        assert third.deliveries.get().state == "failed"  # disabled: kept unsent for the re-send
+        assert len(rx.requests) == 2
         with django_capture_on_commit_callbacks(execute=True):
             resent = webhooks.resend(sub)
-        assert len(resent) == 2
+        assert len(resent) == 3
         bodies = [r["body"] for r in rx.requests[2:]]
         ids = [r["headers"]["webhook-id"] for r in rx.requests]
-    assert [b'"n":1' in bodies[0], b'"n":2' in bodies[1]] == [True, True]  # creation order
-    assert ids == [first.event_id, second.event_id, first.event_id, second.event_id]
+    assert [b'"n":1' in bodies[0], b'"n":2' in bodies[1], b'"n":3' in bodies[2]] == [True, True, True]  # creation order
+    assert ids == [first.event_id, second.event_id, first.event_id, second.event_id, third.event_id]
     sub.refresh_from_db()
     assert sub.enabled and sub.consecutive_failures == 0
     assert set(Delivery.objects.values_list("state", flat=True)) == {"succeeded"}
