@@ -191,6 +191,9 @@ def run(quick: bool) -> dict:
               ["system", "recall@10", "nDCG@10", "AUC", "catalogue coverage@10"], rows,
               [f"Two-tower: {info_all['examples']:,} training examples, {info_all['epoch_s']:.1f} s per epoch, "
                f"{cfg.epochs} epochs.",
+               (f"Ranker: fitted on {ranker.trained_on:,} pairs, weights {ranker.weights()}." if ranker.trained_on else
+                "Ranker: the app's fit_ranker kept no fitted ranker (on its held-out users a fitted one did not beat "
+                "the model score alone), so the served order is the two-tower score."),
                "Metrics are the app's ranking_metrics (recall@10 = hits / min(10, relevant); AUC per user over the "
                "unseen catalogue, averaged). Tags in item texts come from all time (item metadata)."]),
         table(f"Cold-start items: {len(cold)} test items never seen in any training event; {len(cold_users)} users "
