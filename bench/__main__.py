@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import time
 import traceback
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         command = f"python -m bench {area}{' --quick' if args.quick else ''}"
         print(f"== {area}: {command}", flush=True)
         t0 = time.perf_counter()
+        load_at_start = os.getloadavg()
         try:
             result = importlib.import_module(MODULES[area]).run(quick=args.quick)
         except Exception as exc:  # noqa: BLE001 - one area failing must not hide the others
@@ -56,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
                 regenerate()
                 continue
             result = {"status": "failed", "status_detail": detail, "tables": []}
-        path = write_result(area, result, args.quick, time.perf_counter() - t0, command)
+        path = write_result(area, result, args.quick, time.perf_counter() - t0, command, load_at_start)
         print(f"== {area}: wrote {path} ({time.perf_counter() - t0:.0f} s)", flush=True)
         regenerate()
     if not areas:

@@ -190,15 +190,19 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def write_result(area: str, result: dict[str, Any], quick: bool, wall_s: float, command: str) -> Path:
+def write_result(area: str, result: dict[str, Any], quick: bool, wall_s: float, command: str,
+                 load_at_start: tuple[float, float, float] | None = None) -> Path:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    info = machine()
+    info["load_avg_at_end"] = info.pop("load_avg_at_start")
+    info["load_avg_at_start"] = list(load_at_start) if load_at_start else None
     payload = {
         "area": area,
         "mode": ("quick" if quick else "full") + (f" DEV SLICE {dev_limit()}" if dev_limit() else ""),
         "command": command,
         "finished_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "wall_s": round(wall_s, 1),
-        "machine": machine(),
+        "machine": info,
         **result,
     }
     path = RESULTS_DIR / f"{area}.json"

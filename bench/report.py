@@ -71,7 +71,7 @@ def render_area(area: str, data: dict | None) -> list[str]:
         f"Source: [`{area}.json`]({area}.json) · command `{data.get('command')}` · mode **{data.get('mode')}** · "
         f"finished {data.get('finished_at')} · wall {fmt(data.get('wall_s'))} s · "
         f"{m.get('cpu')}, {m.get('cores')} cores, {m.get('ram_gib')} GiB, torch {m.get('versions', {}).get('torch')}, "
-        f"faiss {m.get('versions', {}).get('faiss')} · load average at start {', '.join(f'{x:.1f}' for x in m.get('load_avg_at_start', []))}"
+        f"faiss {m.get('versions', {}).get('faiss')} · load average (1 min) start → end {load_span(m)}"
     )
     out.append("")
     if data.get("status") and data["status"] != "ok":
@@ -99,6 +99,16 @@ def render_area(area: str, data: dict | None) -> list[str]:
         out += [f"- {i}" for i in data["issues"]]
         out.append("")
     return out
+
+
+def load_span(m: dict) -> str:
+    """1-minute load average at the start and end of a run. Files written before the start was
+    recorded hold only the end value (under the old key load_avg_at_start)."""
+    if "load_avg_at_end" in m:
+        start = m.get("load_avg_at_start")
+        return f"{start[0]:.1f} → {m['load_avg_at_end'][0]:.1f}" if start else f"? → {m['load_avg_at_end'][0]:.1f}"
+    old = m.get("load_avg_at_start")
+    return f"? → {old[0]:.1f}" if old else "—"
 
 
 def _pct(x: float) -> str:
@@ -167,7 +177,7 @@ def regenerate(results_dir: Path = RESULTS_DIR) -> Path:
         path = results_dir / f"{area}.json"
         datas[area] = json.loads(path.read_text()) if path.exists() else None
         d = datas[area]
-        load = "—" if d is None else ", ".join(f"{x:.1f}" for x in d.get("machine", {}).get("load_avg_at_start", [])[:1])
+        load = "—" if d is None else load_span(d.get("machine", {}))
         try:
             head = headline(area, d) if d is not None and d.get("status", "ok") == "ok" else ""
         except Exception:  # noqa: BLE001 - a summary line must never stop the report
@@ -176,7 +186,7 @@ def regenerate(results_dir: Path = RESULTS_DIR) -> Path:
                       f"{'not run' if d is None else d.get('status', 'ok')} | "
                       f"{'—' if d is None else fmt(d.get('wall_s'))} | "
                       f"{'—' if d is None else d.get('finished_at')} | {load} |")
-    lines += ["| area | headline | mode | status | wall s | finished (UTC) | load average at start (2 cores) |",
+    lines += ["| area | headline | mode | status | wall s | finished (UTC) | load average, start → end (2 cores) |",
               "|---|---|---|---|---|---|---|", *status, "",
               "A load average well above 2 means the machine was shared with other jobs during that run: its "
               "accuracy figures stand, its times and throughputs are pessimistic.", ""]

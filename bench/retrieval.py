@@ -231,8 +231,9 @@ def size_table(r: dict) -> dict:
     ]
     if r.get("carried_over_from"):
         c = r["carried_over_from"]
-        notes.append(f"Carried over from `{c['command']}` finished {c['finished_at']} (load average at its start "
-                     f"{c['load_avg_at_start']}): not re-measured in this run.")
+        load = c.get("load_avg_at_end") or c.get("load_avg_at_start")
+        notes.append(f"Carried over from `{c['command']}` finished {c['finished_at']} (1-min load average "
+                     f"{load[0] if load else '?'} when it finished): not re-measured in this run.")
     return table(
         f"FAISS at {r['n']:,} × {r['dim']} (real MiniLM vectors + neighbour-interpolated synthetic ones), "
         f"{N_QUERIES:,} held-out real queries, k={K}",
@@ -284,7 +285,8 @@ def run(quick: bool) -> dict:
         for r in old.get("sizes", []):
             if r["n"] not in ran and not r.get("dev_slice") and "DEV" not in old.get("mode", ""):
                 r.setdefault("carried_over_from", {"command": old.get("command"), "finished_at": old.get("finished_at"),
-                                                   "load_avg_at_start": old.get("machine", {}).get("load_avg_at_start")})
+                                                   "load_avg_at_start": old.get("machine", {}).get("load_avg_at_start"),
+                                                   "load_avg_at_end": old.get("machine", {}).get("load_avg_at_end")})
                 r.setdefault("rows", old_rows(old, r["n"]))
                 results.append(r)
         results.sort(key=lambda r: r["n"])
