@@ -80,7 +80,7 @@ def rule_changed(rule: AlertRule, changed: set[str]) -> int:
             payload = {**alert_payload(alert), "reason": "the rule was edited"}
             publish("alert.resolved", payload, scope_key=f"{alert.scope}:{alert.key}", alert=alert)
             AlertUpdate.objects.create(alert=alert, kind=AlertUpdate.Kind.RESOLVED, note="the rule was edited",
-                                       notified=True, at=now)
+                                       notified=True)
             n += 1
         AlertRule.objects.filter(pk=rule.pk).update(revision=rule.revision + 1)
         rule.revision += 1
@@ -114,7 +114,8 @@ class Episode:
     started: datetime
     opened: Point
     notices: list[tuple[datetime, Point]] = field(default_factory=list)  # firing + updates, in order
-    peak: Point | None = None
+    peak: Point | None = None      # the window of the highest excess
+    max_value: float = 0.0
     resolved: datetime | None = None
 
 
@@ -162,15 +163,17 @@ def replay(rule: AlertRule, key: str, now: datetime | None = None, config: Detec
         points.append(p)
         for ev in events:
             if ev.kind == "firing":
-                current = Episode(started=s, opened=p, notices=[(s, p)], peak=p)
+                current = Episode(started=s, opened=p, notices=[(s, p)], peak=p, max_value=p.value)
                 episodes.append(current)
             elif ev.kind == "updated" and current is not None:
                 current.notices.append((s, p))
             elif ev.kind == "resolved" and current is not None:
                 current.resolved = s
                 current = None
-        if current is not None and p.excess > (current.peak.excess if current.peak else -math.inf):
-            current.peak = p
+        if current is not None:
+            current.max_value = max(current.max_value, p.value)
+            if p.excess > (current.peak.excess if current.peak else -math.inf):
+                current.peak = p
     return Replay(starts, points, episodes, truncated)
 
 
@@ -225,7 +228,7 @@ def _reconcile(rule: AlertRule, key: str, result: Replay, step: timedelta, now: 
         if notify:
             publish("alert.resolved", {**alert_payload(alert), "reason": "withdrawn: late or re-labelled news"},
                     scope_key=f"{alert.scope}:{alert.key}", alert=alert)
-        AlertUpdate.objects.create(alert=alert, kind=AlertUpdate.Kind.WITHDRAWN, notified=notify, at=now,
+        AlertUpdate.objects.create(alert=alert, kind=AlertUpdate.Kind.WITHDRAWN, notified=notify,
                                    note="the re-evaluated windows no longer meet the rule")
         emitted.append("withdrawn")
     for started, ep in sorted(wanted.items()):
@@ -236,7 +239,7 @@ def _reconcile(rule: AlertRule, key: str, result: Replay, step: timedelta, now: 
                 started_at=started, fired_at=min(started + step, now), value=ep.opened.value,
                 peak_value=ep.opened.value, baseline=ep.opened.level, excess=ep.opened.excess,
                 peak_ratio=ep.opened.ratio, explanation=explain(ep.opened, cfg)[:300])
-            _link_items(alert, started, ep.resolved or now + step)
+            _link_items(alert, started, min(ep.resolved or now, now))
             _notice(alert, AlertUpdate.Kind.FIRING, "alert.firing", started, ep.opened, now)
             emitted.append("firing")
         elif ep.resolved is None and alert.state == Alert.State.RESOLVED:
@@ -252,11 +255,11 @@ def _reconcile(rule: AlertRule, key: str, result: Replay, step: timedelta, now: 
             _notice(alert, AlertUpdate.Kind.UPDATED, "alert.updated", when, p, now)
             emitted.append("updated")
         peak = ep.peak or ep.opened
-        if peak.value > alert.peak_value or peak.ratio > alert.peak_ratio:
-            alert.peak_value, alert.peak_ratio = max(alert.peak_value, peak.value), max(alert.peak_ratio, peak.ratio)
+        if ep.max_value > alert.peak_value or peak.ratio > alert.peak_ratio:
+            alert.peak_value, alert.peak_ratio = max(alert.peak_value, ep.max_value), max(alert.peak_ratio, peak.ratio)
             alert.save(update_fields=["peak_value", "peak_ratio"])
         if alert.state == Alert.State.FIRING:
-            _link_items(alert, started, ep.resolved or (bucket_start(now, rule.window) + step))
+            _link_items(alert, started, min(ep.resolved or now, now))
         if ep.resolved is not None and alert.state == Alert.State.FIRING:
             alert.state, alert.resolved_at = Alert.State.RESOLVED, min(ep.resolved, now)
             alert.save(update_fields=["state", "resolved_at"])
@@ -264,7 +267,7 @@ def _reconcile(rule: AlertRule, key: str, result: Replay, step: timedelta, now: 
             if notify:
                 publish("alert.resolved", alert_payload(alert), scope_key=f"{alert.scope}:{alert.key}", alert=alert)
             AlertUpdate.objects.create(alert=alert, kind=AlertUpdate.Kind.RESOLVED, window_start=ep.resolved,
-                                       notified=notify, at=now, note="back within the busiest 1%")
+                                       notified=notify, note="back within the busiest 1%")
             emitted.append("resolved")
     return emitted
 
@@ -289,7 +292,7 @@ def _notice(alert: Alert, kind: str, event_type: str, when: datetime, p: Point, 
     if not note and not notify:
         note = "silenced" if when >= now - NOTIFY_LOOKBACK else "found on replaying stored history; not sent"
     AlertUpdate.objects.create(alert=alert, kind=kind, window_start=when, value=p.value, ratio=round(p.ratio, 4),
-                               notified=notify, at=now, note=note[:300])
+                               notified=notify, note=note[:300])
 
 
 def _link_items(alert: Alert, start: datetime, end: datetime) -> None:
