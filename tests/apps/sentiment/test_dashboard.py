@@ -101,7 +101,7 @@ def test_the_alert_page_shows_evidence_history_and_takes_ack_and_silence(staff_c
     page = staff_client.get(f"/sentiment/alerts/{alert.pk}/").content.decode()
     from django.utils.html import escape
 
-    assert escape(alert.explanation) in page and "Credit item 50-0" in page and "found on replaying" in page
+    assert escape(alert.explanation) in page and "Credit item 50-0" in page and "<td>sent</td>" in page
     staff_client.post(f"/sentiment/alerts/{alert.pk}/acknowledge/")
     staff_client.post(f"/sentiment/alerts/{alert.pk}/silence/", {"hours": "24"})
     alert.refresh_from_db()
