@@ -222,6 +222,8 @@ AIGC_DEVICE = envstr("AIGC_DEVICE", "auto")  # auto | cpu | cuda
 AIGC_SEED = envint("AIGC_SEED", 1234)
 # Outbound HTTP (webhooks, feeds, LLM): loopback/private targets only when allowed.
 AIGC_ALLOW_PRIVATE_URLS = envbool("AIGC_ALLOW_PRIVATE_URLS", False)
+# This site's public address (https://host): links in outbound messages (webhook payloads) are absolute.
+AIGC_PUBLIC_URL = envstr("AIGC_PUBLIC_URL", "")
 AIGC_HTTP_TIMEOUT = envint("AIGC_HTTP_TIMEOUT", 10)
 # Seconds after which a worker that has not written a heartbeat counts as gone.
 AIGC_WORKER_STALE_AFTER = envint("AIGC_WORKER_STALE_AFTER", 60)
