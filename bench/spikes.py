@@ -258,11 +258,15 @@ def run(quick: bool) -> dict:
 
     with sw("windowed_gaussian"):
         wg = [windowed_gaussian_scores(s.values) for s in tqdm(series, desc="windowed Gaussian", unit="series")]
-    wg_row = {"detector": "baseline: windowed Gaussian (NAB's: 6,400 points, refreshed every 100), full precision"}
-    for pname, prof in nab.PROFILES.items():
-        s = nab.score_corpus(wg, windows, prof)
-        wg_row[pname] = {"score": s.normalised, "threshold": s.threshold}
-    results.append(wg_row)
+    wg_row = {"detector": "baseline: windowed Gaussian (NAB's: 6,400 points, refreshed every 100), |z| ranking"}
+    # NAB's own output, 1 - two-sided tail in double precision: every |z| above ~8.3 ties at 1.0.
+    wg_nab = [np.array([1.0 - 0.5 * math.erfc(v / math.sqrt(2.0)) for v in z]) for z in wg]
+    wg_nab_row = {"detector": "baseline: windowed Gaussian (NAB's), NAB's score 1 - tail in double precision"}
+    for row, scores in ((wg_row, wg), (wg_nab_row, wg_nab)):
+        for pname, prof in nab.PROFILES.items():
+            s = nab.score_corpus(scores, windows, prof)
+            row[pname] = {"score": s.normalised, "threshold": s.threshold}
+        results.append(row)
 
     rows = [[ours["detector"], ours["standard"]["score"], ours["standard"]["lofo"], nested["standard"]["score"],
              ours["standard"]["at_shipped_threshold"], ours["reward_low_FP_rate"]["score"],
@@ -270,6 +274,9 @@ def run(quick: bool) -> dict:
              f"{ours['standard']['ratio']:.2f}×"],
             [wg_row["detector"], wg_row["standard"]["score"], None, None, None, wg_row["reward_low_FP_rate"]["score"],
              None, wg_row["reward_low_FN_rate"]["score"], f"|z| ≥ {wg_row['standard']['threshold']:.2f}"],
+            [wg_nab_row["detector"], wg_nab_row["standard"]["score"], None, None, None,
+             wg_nab_row["reward_low_FP_rate"]["score"], None, wg_nab_row["reward_low_FN_rate"]["score"],
+             f"{wg_nab_row['standard']['threshold']:.6f}"],
             ["baseline: null (never fires)", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, "—"]]
     std_scores = spread["standard"]["score"]
     std_lofo = spread["standard"]["lofo"]
@@ -311,6 +318,14 @@ def run(quick: bool) -> dict:
                    f"min {min(std_scores):.1f} / median {statistics.median(std_scores):.1f} / max {max(std_scores):.1f}; "
                    f"LOFO min {min(std_lofo):.1f} / median {statistics.median(std_lofo):.1f} / max {max(std_lofo):.1f}; "
                    f"reward low FP min {min(lfp):.1f} / median {statistics.median(lfp):.1f} / max {max(lfp):.1f}.",
+                   f"Honesty about the settings: the shipped 10-day history was picked after comparing 7, 10 and 14 "
+                   f"days on these same files (the issue's starting design used 14: "
+                   f"{neighbourhood[names.index('14d / q0.99 / re-arm 24h')]['standard']['score']:.1f} / LOFO "
+                   f"{neighbourhood[names.index('14d / q0.99 / re-arm 24h')]['standard']['lofo']:.1f})"
+                   if '14d / q0.99 / re-arm 24h' in names else "Quick mode: the shipped settings only.",
+                   f"The nested LOFO column is the figure free of any choice made on the scored file: settings "
+                   f"and threshold both picked on the other 9 ({nested['standard']['score']:.1f} standard, "
+                   f"{nested['reward_low_FP_rate']['score']:.1f} reward low FP).",
                    "Floors: " + "; ".join(f"{k}: {'met' if v else 'MISSED'}" for k, v in floors.items()) + ".",
                    f"The detector runs at {n_points * len(configs) / t_score:,.0f} points/s (pure Python, sorted "
                    "window quantile)."]),

@@ -55,7 +55,7 @@ def at(hours, minutes=0):
 
 
 def test_it_fires_once_on_a_burst_links_its_news_explains_itself_and_resolves():
-    rule = burst_rule()
+    burst_rule()
     hourly(BACKGROUND + [9, 11, 10] + [1, 2, 1, 1, 0, 1, 2])
     counts = alerts.evaluate_rules(now=at(BURST_AT + 1, 10))
     assert counts["firing"] == 1

@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 
 from apps.sentiment import services, training
 from apps.sentiment.management.commands.sentiment_demo import DEMO_RULES, FIXTURES
