@@ -167,6 +167,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Row ids in URLs (apps/common/converters.py): an integer; the fuzzer also tries huge and negative ones.
+    "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer"}},
 }
 
 # Cache (rate limits, throttles): Redis when CACHE_URL says so, else files under var/
@@ -229,6 +231,8 @@ AIGC_SEED = envint("AIGC_SEED", 1234)
 # Outbound HTTP (webhooks, feeds, LLM): loopback/private targets only when allowed.
 AIGC_ALLOW_PRIVATE_URLS = envbool("AIGC_ALLOW_PRIVATE_URLS", False)
 AIGC_HTTP_TIMEOUT = envint("AIGC_HTTP_TIMEOUT", 10)
+# After a webhook secret is rotated, the previous one keeps signing (beside the new) this long.
+AIGC_WEBHOOK_SECRET_GRACE_S = envint("AIGC_WEBHOOK_SECRET_GRACE_S", 24 * 3600)
 # Seconds after which a worker that has not written a heartbeat counts as gone.
 AIGC_WORKER_STALE_AFTER = envint("AIGC_WORKER_STALE_AFTER", 60)
 # Seconds after which a queued job whose message no worker took is published again

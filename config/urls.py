@@ -1,7 +1,12 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from apps.common.converters import RowIdConverter
+
+# <id:pk>: a row id that fits the database; longer numbers match no URL (404).
+register_converter(RowIdConverter, "id")
 
 urlpatterns = [
     path("admin/", admin.site.urls),
