@@ -5,6 +5,7 @@ a filesystem broker, everything under ``var/``), which needs no server at all.
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -51,6 +52,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "axes",  # staff login throttling (failed attempts per IP and per user)
+    "corsheaders",  # CORS for the widget endpoints (origins per widget key)
+    "csp",  # Content-Security-Policy header (CONTENT_SECURITY_POLICY below)
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI assets from the package, no CDN
     "apps.common",
@@ -61,7 +65,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -69,6 +75,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "apps.common.middleware.ServiceUnavailableMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -107,6 +114,32 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses while an IP or user is locked out
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Staff login throttling (django-axes): after AXES_FAILURE_LIMIT wrong passwords from one IP, or for
+# one user name, further attempts answer 429 for AXES_COOLOFF_TIME. The IP is the one client_ip() trusts.
+AXES_FAILURE_LIMIT = envint("AXES_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(seconds=envint("AXES_COOLOFF_S", 15 * 60))
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_CLIENT_IP_CALLABLE = "apps.common.client_ip.client_ip"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "apps.common.views.login_locked_out"
+
+# CORS (django-cors-headers): no URL is open by setting; the widget's keys allow their own origins
+# (apps/support/widget_cors.py answers check_request_enabled).
+CORS_URLS_REGEX = r"^$"
+CORS_ALLOW_METHODS = ["GET", "POST", "OPTIONS"]
+CORS_ALLOW_HEADERS = ["Content-Type", "X-Visitor-Id", "Accept"]
+CORS_EXPOSE_HEADERS = ["Retry-After"]
+CORS_PREFLIGHT_MAX_AGE = 600
+CORS_ALLOW_CREDENTIALS = False
+
+# Reverse proxies whose X-Forwarded-For is believed (addresses or networks): apps/common/client_ip.py.
+AIGC_TRUSTED_PROXIES = envlist("AIGC_TRUSTED_PROXIES", [])
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -155,6 +188,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "apps.common.api.exception_handler",
+    # Per API token (apps/common/throttles.py): 429 with Retry-After past the rate.
+    "DEFAULT_THROTTLE_CLASSES": ["apps.common.throttles.TokenRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"token": envstr("AIGC_API_RATE", "1200/min")},
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
 }

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.common.jobs import enqueue
+from apps.common.jsonparse import StrictCharField
 from apps.sentiment import conf, services, webhooks
 from apps.sentiment.models import (
     SENTIMENTS,
@@ -70,7 +71,7 @@ class NewsItemSerializer(serializers.ModelSerializer):
 
 
 class IngestBatchSerializer(serializers.Serializer):
-    source = serializers.CharField(required=False, default="api", max_length=200)
+    source = StrictCharField(required=False, default="api", max_length=200)
     items = serializers.ListField(child=serializers.JSONField(), allow_empty=False,
                                   max_length=conf.MAX_BATCH_ITEMS)
 
@@ -142,7 +143,7 @@ class NewsCsvUpload(SentimentAPIView):
 
 
 class LabelSerializer(serializers.Serializer):
-    topic = serializers.CharField(required=False)
+    topic = StrictCharField(required=False)
     sentiment = serializers.ChoiceField(choices=SENTIMENTS, required=False)
 
     def validate_topic(self, value):
@@ -291,8 +292,8 @@ class AlertList(generics.ListAPIView, SentimentAPIView):
 # --- webhooks -----------------------------------------------------------------
 
 class SubscriptionSerializer(serializers.ModelSerializer):
-    event_types = serializers.ListField(child=serializers.CharField(), required=False)
-    scopes = serializers.ListField(child=serializers.CharField(max_length=60), required=False)
+    event_types = serializers.ListField(child=StrictCharField(), required=False)
+    scopes = serializers.ListField(child=StrictCharField(max_length=60), required=False)
 
     class Meta:
         model = WebhookSubscription
