@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONCE
 
 from config.env import envbool, envint, envlist, envstr
 
@@ -136,6 +137,31 @@ CORS_ALLOW_HEADERS = ["Content-Type", "X-Visitor-Id", "Accept"]
 CORS_EXPOSE_HEADERS = ["Retry-After"]
 CORS_PREFLIGHT_MAX_AGE = 600
 CORS_ALLOW_CREDENTIALS = False
+
+# Content-Security-Policy (django-csp) on every answer: scripts only from this origin (or with the
+# request's nonce: {{ request.csp_nonce }}), no eval, no plugins, no framing, forms post here only.
+# Inline style attributes are allowed (style injection cannot run script). The two hashes below are
+# the inline event handlers still in sentiment's templates (rules.html, _feed_row.html), allowed
+# exactly as written ('unsafe-hashes') until those move into static files.
+_CSP_HANDLER_HASHES = [
+    "'unsafe-hashes'",
+    "'sha256-C7rPOyvx6L8H9raKAoQLqdPVSoc582FjkI6wLj/Zt8U='",  # return confirm('Delete this rule and its alerts?')
+    "'sha256-XUDZySw1+1e9cl3DVUYli4dY/pApDjYOAv2Oz49MPyg='",  # this.classList.add('dirty')
+]
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", NONCE, *_CSP_HANDLER_HASHES],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 
 # Reverse proxies whose X-Forwarded-For is believed (addresses or networks): apps/common/client_ip.py.
 AIGC_TRUSTED_PROXIES = envlist("AIGC_TRUSTED_PROXIES", [])
