@@ -119,9 +119,10 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # refuses while an IP or user is locked out
     "django.contrib.auth.backends.ModelBackend",
 ]
-# Staff login throttling (django-axes): after AXES_FAILURE_LIMIT wrong passwords from one IP, or for
-# one user name, further attempts answer 429 for AXES_COOLOFF_TIME. The IP is the one client_ip() trusts.
-AXES_FAILURE_LIMIT = envint("AXES_FAILURE_LIMIT", 10)
+# Staff login throttling (django-axes): the AXES_FAILURE_LIMIT-th wrong password from one IP, or for one
+# user name, and every attempt after it for AXES_COOLOFF_TIME, answer 429 (so 10 mistakes are answered
+# normally, the 11th is refused). The IP is the one client_ip() trusts.
+AXES_FAILURE_LIMIT = envint("AXES_FAILURE_LIMIT", 11)
 AXES_COOLOFF_TIME = timedelta(seconds=envint("AXES_COOLOFF_S", 15 * 60))
 AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
 AXES_CLIENT_IP_CALLABLE = "apps.common.client_ip.client_ip"
