@@ -8,7 +8,7 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.parsers import BaseParser, FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -240,6 +240,8 @@ class PromoteVersion(SupportAPIView):
     def post(self, request, version: int):
         try:
             mv = services.promote_version(version)
+        except services.VersionNotFound as exc:
+            raise NotFound(str(exc)) from exc
         except services.SupportError as exc:
             _fail(exc)
         return Response({"current": mv.version})
