@@ -185,7 +185,7 @@
     },
   };
 
-  function config(kind, spec, view) {
+  function config(kind, spec, view, width) {
     const time = !!(spec.x && spec.x.time);
     const linear = !!(spec.x && spec.x.linear);
     const labels = view.labels;
@@ -199,11 +199,14 @@
     }
     const horizontal = kind === "bar" && spec.horizontal;
     const xs = scale(spec.x, { time }), ys = scale(spec.y, {});
+    const opts = { width };
     if (time) {
       xs.ticks.callback = function (v) { return fmtTick(toMs(labels[v])); };
-      xs.ticks.maxTicksLimit = 8;
+      // about one date label per 110 px, so they never run into each other on a phone
+      xs.ticks.maxTicksLimit = Math.max(2, Math.min(8, Math.floor((opts.width || 800) / 110)));
       xs.ticks.maxRotation = 0;
       xs.ticks.autoSkip = true;
+      xs.ticks.autoSkipPadding = 16;
     }
     if (linear) xs.type = "linear";
     const options = {
@@ -370,7 +373,7 @@
         if (this.chart) { this.chart.destroy(); this.chart = null; }
         return this;
       }
-      const cfg = config(this.kind, this.spec, view);
+      const cfg = config(this.kind, this.spec, view, this.box.clientWidth);
       if (this.chart && this.chart.config.type === cfg.type) {
         this.chart.data = cfg.data;
         this.chart.options = cfg.options;
