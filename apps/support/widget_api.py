@@ -12,6 +12,7 @@ from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from apps.common import outages
 from apps.support import services
 from apps.support.models import Conversation, Message, WidgetKey
 
@@ -89,9 +90,13 @@ def widget_view(handler: Callable) -> Callable:
                 response[k] = v
         except services.SupportError as exc:
             response = JsonResponse({"detail": str(exc)}, status=400)
-        except DatabaseError:
-            response = JsonResponse({"detail": "The database is unavailable. Try again shortly."}, status=503)
-            response["Retry-After"] = "5"
+        except DatabaseError as exc:
+            answer = outages.answer_for(exc, request.path)
+            if answer is None:
+                raise
+            response = JsonResponse(answer.body(), status=answer.status)
+            for k, v in answer.headers.items():
+                response[k] = v
         return _cors(response, origin) if allowed else response
 
     return view
