@@ -11,6 +11,7 @@ urlpatterns = [
     path("tokens/", views.tokens_page, name="tokens"),
     path("tokens/<int:pk>/revoke/", views.revoke_token, name="token-revoke"),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", views.metrics, name="metrics"),
     path("api/jobs/", api.JobList.as_view(), name="api-jobs"),
     path("api/jobs/<int:pk>/", api.JobDetail.as_view(), name="api-job"),
     re_path(r"^api/(?P<app>support|sentiment|recommend)/status/$", api.AppStatus.as_view(), name="api-app-status"),

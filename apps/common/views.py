@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from apps.common.health import health
+from apps.common.health import backlogs, health
 from apps.common.jobs import enqueue
 from apps.common.models import APP_SCOPES, ApiToken, Job
 from apps.common.tasks import demo_countdown
@@ -23,7 +23,7 @@ def home(request):
 
 @staff_member_required
 def jobs_page(request):
-    return render(request, "common/jobs.html", {"jobs": _jobs(request)})
+    return render(request, "common/jobs.html", {"jobs": _jobs(request), "backlogs": backlogs()})
 
 
 @staff_member_required
@@ -80,3 +80,12 @@ def revoke_token(request, pk: int):
 def healthz(request):
     report = health()
     return JsonResponse(report, status=200 if report["ok"] else 503)
+
+
+@require_GET
+def metrics(request):
+    """Prometheus exposition (``apps.common.metrics``)."""
+    from apps.common.metrics import render as render_metrics
+
+    body, content_type = render_metrics()
+    return HttpResponse(body, content_type=content_type)

@@ -603,3 +603,38 @@ def correct_label(item: NewsItem, user, topic: str | None = None, sentiment: str
         apply_trends([(item.published_at, cls.topic, cls.sentiment, item.tickers)])
         NewsItem.objects.filter(pk=item.pk).update(gold_topic=cls.topic, gold_sentiment=cls.sentiment)
     return cls
+
+
+# --- backlog and metrics (read by /healthz, /jobs/ and /metrics) ------------------------
+
+def classify_backlog() -> dict:
+    from django.conf import settings
+
+    return {"depth": pending_depth(), "limit": settings.AIGC_INGEST_PENDING_LIMIT, "unit": "news items"}
+
+
+def _delivery_outcomes() -> dict[tuple, float]:
+    from django.db.models import Count
+
+    from apps.sentiment.models import DeliveryAttempt
+
+    return {(r["status"],): r["n"] for r in DeliveryAttempt.objects.order_by().values("status")
+            .annotate(n=Count("id"))}
+
+
+def register_monitoring() -> None:
+    from apps.common import health, metrics
+
+    health.register_backlog("sentiment.classify", classify_backlog)
+    metrics.register_gauge("aigc_classify_pending", "News items waiting for classification", (),
+                           lambda: {(): pending_depth()})
+    metrics.register_gauge("aigc_classify_pending_limit", "Backpressure limit: ingest answers 429 above it", (),
+                           lambda: {(): _limit()})
+    metrics.register_gauge("aigc_webhook_delivery_attempts", "Webhook delivery attempts kept (retention window), "
+                           "by outcome", ("status",), _delivery_outcomes)
+
+
+def _limit() -> int:
+    from django.conf import settings
+
+    return settings.AIGC_INGEST_PENDING_LIMIT
