@@ -176,7 +176,15 @@ class Stack:
         if migrate:
             self.manage("migrate", "--noinput")
 
+    def reset_metrics_dir(self) -> None:
+        """An empty PROMETHEUS_MULTIPROC_DIR before the served processes start (as serve.sh does)."""
+        prom = Path(self.env["PROMETHEUS_MULTIPROC_DIR"])
+        shutil.rmtree(prom, ignore_errors=True)
+        prom.mkdir(parents=True)
+
     def start_workers(self, n: int = 1, concurrency: int = 1, queues: str = "default,train,deliver") -> None:
+        if not any(name.startswith(("worker", "gunicorn", "beat")) for name in self.procs):
+            self.reset_metrics_dir()
         for i in range(1, n + 1):
             self.spawn(f"worker{i}", [PY, "-m", "celery", "-A", "config", "worker", "-Q", queues,
                                       "-n", f"bench{i}@%h", "--concurrency", str(concurrency),
@@ -188,9 +196,8 @@ class Stack:
 
     def start_web(self, workers: int = 2, timeout: float = 120) -> None:
         """The run command's server: gunicorn with config/gunicorn.py (uvicorn ASGI workers)."""
-        prom = Path(self.env["PROMETHEUS_MULTIPROC_DIR"])
-        shutil.rmtree(prom, ignore_errors=True)
-        prom.mkdir(parents=True)
+        if not any(name.startswith(("worker", "beat")) for name in self.procs):
+            self.reset_metrics_dir()
         self.env.update({"HOST": "127.0.0.1", "PORT": str(self.http_port), "WEB_CONCURRENCY": str(workers)})
         self.spawn("gunicorn", [PY, "-m", "gunicorn", "-c", "config/gunicorn.py"])
         wait_port(self.http_port, timeout=timeout)

@@ -68,7 +68,7 @@ def enqueue_coalesced(task, kind: str, key: str = "all", *, user=None, **task_kw
 
             transaction.on_commit(join)
             return job, False
-        transaction.on_commit(lambda: send_job(job.pk, task, task_kwargs))
+        transaction.on_commit(lambda pk=job.pk: send_job(pk, task, task_kwargs))
         return job, True
     raise RuntimeError(f"could not create or join a queued {kind} job")  # pragma: no cover - 5 lost races
 

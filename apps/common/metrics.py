@@ -21,8 +21,19 @@ import os
 import time
 from collections.abc import Callable, Iterable
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # Each process writes its samples there; a missing folder would fail the first observation.
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
+from prometheus_client import (  # noqa: E402 - after the folder exists
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily  # noqa: E402
 
 log = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 import pytest
 import redis
 
+from apps.common import engine
 from apps.common.jobs import enqueue, resend_unsent_jobs
 from apps.common.models import ApiToken, Job
 from apps.common.tasks import demo_countdown
-from apps.common import engine
 from apps.sentiment import conf
 from apps.sentiment.models import Classification, NewsItem, TrendBucket
 from tests.conftest import LiveWorker, wait_for

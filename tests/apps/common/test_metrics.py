@@ -7,7 +7,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from apps.common import engine
 from apps.common.models import Job
 from apps.sentiment import conf, services
-from apps.sentiment.models import Delivery, DeliveryAttempt, NewsItem, NewsSource, WebhookMessage, WebhookSubscription
+from apps.sentiment.models import (
+    Delivery,
+    DeliveryAttempt,
+    NewsItem,
+    NewsSource,
+    WebhookMessage,
+    WebhookSubscription,
+)
 from tests.reliability.conftest import tiny_model  # noqa: F401 - the session fixture
 
 pytestmark = pytest.mark.django_db
