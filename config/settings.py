@@ -11,7 +11,7 @@ from pathlib import Path
 import dj_database_url
 from csp.constants import NONCE
 
-from config.env import envbool, envint, envlist, envstr
+from config.env import envbool, envfloat, envint, envlist, envstr
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(envstr("AIGC_VAR_DIR", str(BASE_DIR / "var")))
@@ -65,6 +65,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "apps.common.metrics.RequestMetricsMiddleware",  # first: times the whole answer
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -289,7 +290,11 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {
     "resend-unsent-jobs": {"task": "apps.common.tasks.resend_unsent_jobs", "schedule": 60.0},
     "recover-orphaned-jobs": {"task": "apps.common.tasks.recover_orphaned_jobs", "schedule": 30.0},
+    "prune-finished-jobs": {"task": "apps.common.tasks.prune_finished_jobs", "schedule": 3600.0},
 }
+# Ctrl-C / SIGTERM: wait this long for running tasks, then stop them (cold) so the worker exits in
+# seconds; acks_late + reject_on_worker_lost put their messages back and the Job rows are re-sent.
+CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = envfloat("CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT", 2.0)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Engine --------------------------------------------------------------------
@@ -305,7 +310,16 @@ AIGC_WEBHOOK_SECRET_GRACE_S = envint("AIGC_WEBHOOK_SECRET_GRACE_S", 24 * 3600)
 AIGC_WORKER_STALE_AFTER = envint("AIGC_WORKER_STALE_AFTER", 60)
 # Seconds after which a queued job whose message no worker took is published again
 # (a broker restarted without persistence loses what it held).
-AIGC_JOB_REQUEUE_AFTER = envint("AIGC_JOB_REQUEUE_AFTER", 600)
+AIGC_JOB_REQUEUE_AFTER = envint("AIGC_JOB_REQUEUE_AFTER", 120)
+# Retention: finished Job rows and webhook DeliveryAttempt rows older than this are pruned hourly.
+AIGC_JOB_RETENTION_DAYS = envint("AIGC_JOB_RETENTION_DAYS", 14)
+AIGC_DELIVERY_ATTEMPT_RETENTION_DAYS = envint("AIGC_DELIVERY_ATTEMPT_RETENTION_DAYS", 30)
+# Backpressure: with more news items than this waiting for classification, ingest answers 429.
+AIGC_INGEST_PENDING_LIMIT = envint("AIGC_INGEST_PENDING_LIMIT", 20000)
+# Classification is single-flight: a queued job waits this long (from its creation) before it
+# runs, so a burst of ingest calls lands in one job; one run drains for at most MAX_RUN_S.
+AIGC_CLASSIFY_DEBOUNCE_S = envfloat("AIGC_CLASSIFY_DEBOUNCE_S", 1.0)
+AIGC_CLASSIFY_MAX_RUN_S = envint("AIGC_CLASSIFY_MAX_RUN_S", 60)
 
 # Management commands that `manage.py demo` runs, in order (apps add theirs).
 AIGC_DEMO_COMMANDS = envlist("AIGC_DEMO_COMMANDS", ["support_demo", "sentiment_demo", "recommend_demo"])

@@ -28,6 +28,10 @@ class Job(models.Model):
     attempts = models.PositiveIntegerField(default=0, help_text="times a worker started it")
     task_id = models.CharField(max_length=64, blank=True, help_text="the message the job runs (or will run) under")
     sent_at = models.DateTimeField(null=True, blank=True, help_text="when that message was published")
+    coalesce_key = models.CharField(
+        max_length=100, null=True, blank=True,
+        help_text="set on single-flight work (e.g. classification): the database holds at most one queued job "
+                  "per (kind, key); NULL for ordinary jobs, which never coalesce")
     worker = models.CharField(max_length=200, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -36,6 +40,12 @@ class Job(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [
+            # Single flight: a second "classify what is pending" job while one already waits would do
+            # nothing the first does not; the database refuses it (on PostgreSQL and SQLite alike).
+            models.UniqueConstraint(fields=["kind", "coalesce_key"], condition=models.Q(state="queued"),
+                                    name="common_job_one_queued_per_key"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.pk} ({self.state})"

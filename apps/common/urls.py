@@ -12,6 +12,7 @@ urlpatterns = [
     path("tokens/<id:pk>/revoke/", views.revoke_token, name="token-revoke"),
     path("account/", views.account_page, name="account"),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", views.metrics, name="metrics"),
     path("api/jobs/", api.JobList.as_view(), name="api-jobs"),
     path("api/jobs/<id:pk>/", api.JobDetail.as_view(), name="api-job"),
     re_path(r"^api/(?P<app>support|sentiment|recommend)/status/$", api.AppStatus.as_view(), name="api-app-status"),

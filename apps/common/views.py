@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.common import timezones
-from apps.common.health import health
+from apps.common.health import backlogs, health
 from apps.common.jobs import enqueue
 from apps.common.models import APP_SCOPES, ApiToken, Job
 from apps.common.staff import staff_member_required
@@ -25,7 +25,7 @@ def home(request):
 
 @staff_member_required
 def jobs_page(request):
-    return render(request, "common/jobs.html", {"jobs": _jobs(request)})
+    return render(request, "common/jobs.html", {"jobs": _jobs(request), "backlogs": backlogs()})
 
 
 @staff_member_required
@@ -129,3 +129,12 @@ def login_locked_out(request, original_response=None, credentials=None):
     )
     response["Retry-After"] = str(wait)
     return response
+
+
+@require_GET
+def metrics(request):
+    """Prometheus exposition (``apps.common.metrics``)."""
+    from apps.common.metrics import render as render_metrics
+
+    body, content_type = render_metrics()
+    return HttpResponse(body, content_type=content_type)

@@ -32,11 +32,24 @@ class SentimentAPIView(APIView):
 
 
 def queue_classification(result: services.IngestResult, user=None) -> int | None:
+    """The classification job these items will be classified by (joined if one is queued)."""
     if not result.created:
         return None
-    from apps.sentiment.tasks import classify_news
+    from apps.sentiment.tasks import queue_classification as queue
 
-    return enqueue(classify_news, "sentiment.classify", user=user).pk
+    return queue(user=user).pk
+
+
+def check_backpressure() -> None:
+    """Refuse new news (429 + Retry-After) while the classification backlog is over its limit."""
+    from django.conf import settings
+
+    from apps.common.outages import Overloaded
+
+    limit = settings.AIGC_INGEST_PENDING_LIMIT
+    if limit and services.pending_depth() >= limit:
+        raise Overloaded(f"{services.pending_depth()} news items are waiting for classification (limit {limit}); "
+                         "new items are refused until the backlog drains. Retry later.", retry_after_s=10)
 
 
 def _user(request):
@@ -107,6 +120,7 @@ class NewsList(generics.ListAPIView, SentimentAPIView):
             data = {"items": data}
         ser = IngestBatchSerializer(data=data)
         ser.is_valid(raise_exception=True)
+        check_backpressure()
         with transaction.atomic():
             source = services.source_named(ser.validated_data["source"], NewsSource.Kind.API)
             result = services.ingest_items(ser.validated_data["items"], source)
@@ -117,12 +131,14 @@ class NewsList(generics.ListAPIView, SentimentAPIView):
 
 class NewsCsvUpload(SentimentAPIView):
     """Upload a CSV (multipart field ``file``): url, headline, body, published_at,
-    optional topic and sentiment (gold labels for training). Same answer as a batch."""
+    optional topic and sentiment (gold labels for training). The file is checked
+    (size, UTF-8, columns) and its import queued as a job: 202 with ``job``, to poll
+    on ``/sentiment/api/jobs/<id>/``; the job's result has the batch answer's counts."""
 
     parser_classes = [MultiPartParser]
 
     @extend_schema(request={"multipart/form-data": {"type": "object", "properties": {
-        "file": {"type": "string", "format": "binary"}, "source": {"type": "string"}}}}, responses={201: dict})
+        "file": {"type": "string", "format": "binary"}, "source": {"type": "string"}}}}, responses={202: dict})
     def post(self, request):
         upload = request.FILES.get("file")
         if upload is None:
@@ -130,16 +146,14 @@ class NewsCsvUpload(SentimentAPIView):
         if upload.size > conf.MAX_CSV_BYTES:
             return Response({"detail": f"the CSV is larger than {conf.MAX_CSV_BYTES // (1024 * 1024)} MB"},
                             status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+        check_backpressure()
         try:
             with transaction.atomic():
-                source = services.source_named(request.data.get("source") or "csv upload", NewsSource.Kind.CSV)
-                result = services.ingest_csv(upload.read(), source)
-                job_id = queue_classification(result, _user(request))
+                job, rows = services.queue_csv_import(upload.read(), request.data.get("source") or "csv upload",
+                                                      _user(request))
         except services.IngestError as exc:
             raise ValidationError({"detail": str(exc)}) from exc
-        body = {**result.as_dict(), "classify_job": job_id}
-        body.pop("created_ids")
-        return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
+        return Response({"job": job.pk, "state": job.state, "rows": rows}, status=status.HTTP_202_ACCEPTED)
 
 
 class LabelSerializer(serializers.Serializer):

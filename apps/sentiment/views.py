@@ -300,21 +300,13 @@ def sources_page(request):
         else:
             try:
                 with transaction.atomic():
-                    source = services.source_named(request.POST.get("source") or "csv upload", NewsSource.Kind.CSV)
-                    result = services.ingest_csv(upload.read(), source)
-                    if result.created:
-                        from apps.sentiment.tasks import classify_news
-
-                        enqueue(classify_news, "sentiment.classify", user=request.user)
+                    job, rows = services.queue_csv_import(upload.read(), request.POST.get("source") or "csv upload",
+                                                          request.user)
             except services.IngestError as exc:
                 messages.error(request, f"Upload refused: {exc}")
             else:
-                msg = (f"{len(result.created)} stored, {len(result.duplicates)} duplicates, "
-                       f"{len(result.rejected)} rejected")
-                if result.rejected:
-                    first = result.rejected[0]
-                    msg += f" (row {first['index'] + 2}: {first['reason']})"
-                messages.success(request, msg)
+                messages.success(request, f"Import of {rows} rows queued as job #{job.pk} (progress below and on "
+                                          "the jobs page).")
         return redirect("sentiment:sources")
     return render(request, "sentiment/sources.html", {
         "sources": NewsSource.objects.all(), "model": _model_info(),

@@ -13,7 +13,7 @@ from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from apps.common import ratelimit
+from apps.common import outages, ratelimit
 from apps.common.client_ip import client_ip
 from apps.common.jsonparse import JSONInputError, clean_text, parse_json
 from apps.support import services
@@ -61,9 +61,13 @@ def widget_view(handler: Callable) -> Callable:
                 response[k] = v
         except services.SupportError as exc:
             response = JsonResponse({"detail": str(exc)}, status=400)
-        except DatabaseError:
-            response = JsonResponse({"detail": "The database is unavailable. Try again shortly."}, status=503)
-            response["Retry-After"] = "5"
+        except DatabaseError as exc:
+            answer = outages.answer_for(exc, request.path)
+            if answer is None:
+                raise
+            response = JsonResponse(answer.body(), status=answer.status)
+            for k, v in answer.headers.items():
+                response[k] = v
         return response  # CORS headers for allowed origins: django-cors-headers (widget_cors.py)
 
     return view
