@@ -30,7 +30,7 @@ class LoadedModel:
 def registry():
     from aigc_core.registry import Registry
 
-    return Registry(Path(settings.AIGC_ARTIFACTS_DIR))
+    return Registry(Path(settings.AIGC_ARTIFACTS_DIR), keep_versions=getattr(settings, "AIGC_KEEP_VERSIONS", None))
 
 
 def load_current(name: str, loader: Callable[[Path], Any]) -> LoadedModel | None:
