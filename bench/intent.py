@@ -59,7 +59,7 @@ def bot_pairs(texts, labels, intents):
     return pairs, templates
 
 
-def bot_handoff(bot_mod, bot, threshold: float, texts, labels, vecs) -> dict:
+def bot_handoff(bot, threshold: float, texts, labels, vecs) -> dict:
     """Precision and coverage of the bot's own decision on ``texts``: answer when
     ``Bot.candidate(...).confidence`` (``combine()``) reaches the bot's threshold."""
     conf, correct = [], []
@@ -124,7 +124,7 @@ def run(quick: bool) -> dict:
         with sw("ours_handoff"):
             test_vecs = embed(test.texts)
             threshold = float(bot_metrics["suggested_threshold"])
-            handoff = bot_handoff(bot_mod, bot, threshold, test.texts, test.labels, test_vecs)
+            handoff = bot_handoff(bot, threshold, test.texts, test.labels, test_vecs)
     intent_m = bot_metrics.get("intent", {})
     target = max(training.PRECISION_TARGETS)
     handoff["aimed_precision"] = target
