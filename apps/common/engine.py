@@ -113,3 +113,11 @@ def _stat(path: Path) -> tuple:
         return (str(path), st.st_size, st.st_mtime_ns)
     except OSError:
         return (str(path), None, None)
+
+
+def disk_usage_mb(name: str) -> dict:
+    """For dashboards: the versions of ``name`` on disk and what they weigh, in MB."""
+    usage = registry().disk_usage(name)["models"].get(name, {"total": 0, "versions": {}})
+    return {"versions": len(usage["versions"]), "total_mb": round(usage["total"] / 1e6, 1),
+            "keep": getattr(settings, "AIGC_KEEP_VERSIONS", None)}
+
