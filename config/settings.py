@@ -300,6 +300,8 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # --- Engine --------------------------------------------------------------------
 AIGC_ARTIFACTS_DIR = Path(envstr("AIGC_ARTIFACTS_DIR", str(VAR_DIR / "artifacts")))
 AIGC_DEVICE = envstr("AIGC_DEVICE", "auto")  # auto | cpu | cuda
+# Versions kept per model name (a fine-tuned classifier is ~88 MB); the promoted one is never removed.
+AIGC_KEEP_VERSIONS = envint("AIGC_KEEP_VERSIONS", 5)
 AIGC_SEED = envint("AIGC_SEED", 1234)
 # Outbound HTTP (webhooks, feeds, LLM): loopback/private targets only when allowed.
 AIGC_ALLOW_PRIVATE_URLS = envbool("AIGC_ALLOW_PRIVATE_URLS", False)

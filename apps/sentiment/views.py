@@ -51,7 +51,8 @@ def _model_info() -> dict:
         return {}
     heads = [(h, current.metrics[h]) for h in ("topic", "sentiment") if isinstance(current.metrics.get(h), dict)]
     return {"version": current.version, "created_at": current.created_at, "metrics": current.metrics,
-            "heads": heads}
+            "heads": heads, "mode": current.metrics.get("mode", current.config.get("mode", "head")),
+            "mode_reason": current.metrics.get("mode_reason", ""), "disk": engine.disk_usage_mb(conf.MODEL_NAME)}
 
 
 @staff_member_required
