@@ -196,9 +196,24 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 * 
 FILE_UPLOAD_MAX_MEMORY_SIZE = envint("FILE_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 * 1024)
 AIGC_MAX_UPLOAD_BYTES = envint("AIGC_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
 
+# Served over HTTPS (directly, or behind a TLS-terminating proxy listed in AIGC_TRUSTED_PROXIES, which
+# sets X-Forwarded-Proto): redirect plain HTTP, send HSTS, Secure cookies. Off by default so the embedded
+# localhost mode and the test suites run over plain HTTP. `manage.py check --deploy` is clean with it on.
+AIGC_HTTPS = envbool("AIGC_HTTPS", False)
+SECURE_SSL_REDIRECT = AIGC_HTTPS
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31_536_000 if AIGC_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", AIGC_HTTPS)
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", AIGC_HTTPS)
+if AIGC_HTTPS and envlist("AIGC_TRUSTED_PROXIES", []):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
 SESSION_COOKIE_HTTPONLY = True
 # Secure (HTTPS-only) cookies outside debug and the embedded localhost mode; SECURE_COOKIES=1/0 overrides.
-SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", not DEBUG and not EMBEDDED)
+SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", AIGC_HTTPS or (not DEBUG and not EMBEDDED))
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
 REST_FRAMEWORK = {
@@ -232,6 +247,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # Row ids in URLs (apps/common/converters.py): an integer; the fuzzer also tries huge and negative ones.
     "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer"}},
+    "ENUM_NAME_OVERRIDES": {"BucketSizeEnum": "apps.sentiment.models.BucketSize"},
 }
 
 # Cache (rate limits, throttles): Redis when CACHE_URL says so, else files under var/
