@@ -74,6 +74,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "apps.common.timezones.TimezoneMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "apps.common.middleware.ServiceUnavailableMiddleware",
     "axes.middleware.AxesMiddleware",  # last, as django-axes asks
@@ -92,6 +93,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "apps.common.timezones.context",
             ],
         },
     },
@@ -140,19 +142,12 @@ CORS_PREFLIGHT_MAX_AGE = 600
 CORS_ALLOW_CREDENTIALS = False
 
 # Content-Security-Policy (django-csp) on every answer: scripts only from this origin (or with the
-# request's nonce: {{ request.csp_nonce }}), no eval, no plugins, no framing, forms post here only.
-# Inline style attributes are allowed (style injection cannot run script). The two hashes below are
-# the inline event handlers still in sentiment's templates (rules.html, _feed_row.html), allowed
-# exactly as written ('unsafe-hashes') until those move into static files.
-_CSP_HANDLER_HASHES = [
-    "'unsafe-hashes'",
-    "'sha256-C7rPOyvx6L8H9raKAoQLqdPVSoc582FjkI6wLj/Zt8U='",  # return confirm('Delete this rule and its alerts?')
-    "'sha256-XUDZySw1+1e9cl3DVUYli4dY/pApDjYOAv2Oz49MPyg='",  # this.classList.add('dirty')
-]
+# request's nonce: {{ request.csp_nonce }}), no eval, no inline handlers, no plugins, no framing, forms
+# post here only. Inline style attributes are allowed (style injection cannot run script).
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],
-        "script-src": ["'self'", NONCE, *_CSP_HANDLER_HASHES],
+        "script-src": ["'self'", NONCE],
         "style-src": ["'self'", "'unsafe-inline'"],
         "img-src": ["'self'", "data:"],
         "font-src": ["'self'", "data:"],
@@ -175,6 +170,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# One date format across the suite ("6 Dec 2026, 14:05"), whatever the locale says.
+FORMAT_MODULE_PATH = ["config.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "staticfiles"
@@ -184,6 +181,7 @@ NODE_MODULES = BASE_DIR / "node_modules"
 STATICFILES_DIRS = [
     ("vendor/htmx", NODE_MODULES / "htmx.org" / "dist"),
     ("vendor/chartjs", NODE_MODULES / "chart.js" / "dist"),
+    ("vendor/lucide", NODE_MODULES / "lucide-static" / "icons"),
 ]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

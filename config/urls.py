@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, register_converter
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from apps.common.converters import RowIdConverter
@@ -9,6 +10,8 @@ from apps.common.converters import RowIdConverter
 register_converter(RowIdConverter, "id")
 
 urlpatterns = [
+    # One login page: Django admin's own login sends people to the app's /login/ (keeping ?next=).
+    path("admin/login/", RedirectView.as_view(pattern_name="login", query_string=True), name="admin-login-redirect"),
     path("admin/", admin.site.urls),
     path("login/", auth_views.LoginView.as_view(template_name="login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

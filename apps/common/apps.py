@@ -10,4 +10,5 @@ class CommonConfig(AppConfig):
         from apps.common import (
             heartbeat,  # noqa: F401  (connects worker signals)
             openapi,  # noqa: F401  (the token scheme in /api/schema/)
+            timezones,  # noqa: F401  (copies a user's timezone into the session at login)
         )

@@ -10,6 +10,7 @@ urlpatterns = [
     path("jobs/demo/", views.start_demo_job, name="jobs-demo"),
     path("tokens/", views.tokens_page, name="tokens"),
     path("tokens/<id:pk>/revoke/", views.revoke_token, name="token-revoke"),
+    path("account/", views.account_page, name="account"),
     path("healthz", views.healthz, name="healthz"),
     path("api/jobs/", api.JobList.as_view(), name="api-jobs"),
     path("api/jobs/<id:pk>/", api.JobDetail.as_view(), name="api-job"),

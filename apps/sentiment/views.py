@@ -6,7 +6,6 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.db import transaction
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -15,6 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from apps.common.jobs import enqueue
 from apps.common.models import Job
+from apps.common.staff import staff_member_required
 from apps.sentiment import conf, services, webhooks
 from apps.sentiment.models import (
     BUCKET_SECONDS,
