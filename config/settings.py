@@ -143,19 +143,12 @@ CORS_PREFLIGHT_MAX_AGE = 600
 CORS_ALLOW_CREDENTIALS = False
 
 # Content-Security-Policy (django-csp) on every answer: scripts only from this origin (or with the
-# request's nonce: {{ request.csp_nonce }}), no eval, no plugins, no framing, forms post here only.
-# Inline style attributes are allowed (style injection cannot run script). The two hashes below are
-# the inline event handlers still in sentiment's templates (rules.html, _feed_row.html), allowed
-# exactly as written ('unsafe-hashes') until those move into static files.
-_CSP_HANDLER_HASHES = [
-    "'unsafe-hashes'",
-    "'sha256-C7rPOyvx6L8H9raKAoQLqdPVSoc582FjkI6wLj/Zt8U='",  # return confirm('Delete this rule and its alerts?')
-    "'sha256-XUDZySw1+1e9cl3DVUYli4dY/pApDjYOAv2Oz49MPyg='",  # this.classList.add('dirty')
-]
+# request's nonce: {{ request.csp_nonce }}), no eval, no inline handlers, no plugins, no framing, forms
+# post here only. Inline style attributes are allowed (style injection cannot run script).
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],
-        "script-src": ["'self'", NONCE, *_CSP_HANDLER_HASHES],
+        "script-src": ["'self'", NONCE],
         "style-src": ["'self'", "'unsafe-inline'"],
         "img-src": ["'self'", "data:"],
         "font-src": ["'self'", "data:"],
@@ -202,9 +195,24 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 * 
 FILE_UPLOAD_MAX_MEMORY_SIZE = envint("FILE_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 * 1024)
 AIGC_MAX_UPLOAD_BYTES = envint("AIGC_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
 
+# Served over HTTPS (directly, or behind a TLS-terminating proxy listed in AIGC_TRUSTED_PROXIES, which
+# sets X-Forwarded-Proto): redirect plain HTTP, send HSTS, Secure cookies. Off by default so the embedded
+# localhost mode and the test suites run over plain HTTP. `manage.py check --deploy` is clean with it on.
+AIGC_HTTPS = envbool("AIGC_HTTPS", False)
+SECURE_SSL_REDIRECT = AIGC_HTTPS
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31_536_000 if AIGC_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", AIGC_HTTPS)
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", AIGC_HTTPS)
+if AIGC_HTTPS and envlist("AIGC_TRUSTED_PROXIES", []):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
 SESSION_COOKIE_HTTPONLY = True
 # Secure (HTTPS-only) cookies outside debug and the embedded localhost mode; SECURE_COOKIES=1/0 overrides.
-SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", not DEBUG and not EMBEDDED)
+SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", AIGC_HTTPS or (not DEBUG and not EMBEDDED))
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
 REST_FRAMEWORK = {
@@ -238,6 +246,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # Row ids in URLs (apps/common/converters.py): an integer; the fuzzer also tries huge and negative ones.
     "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer"}},
+    "ENUM_NAME_OVERRIDES": {"BucketSizeEnum": "apps.sentiment.models.BucketSize"},
 }
 
 # Cache (rate limits, throttles): Redis when CACHE_URL says so, else files under var/

@@ -42,6 +42,7 @@ def page(browser):
     pg = ctx.new_page()
     pg.set_default_timeout(30_000)
     violations: list[str] = []
+    pg.csp_violations = violations  # a test that provokes one on purpose clears it
     pg.on("console", lambda m: violations.append(m.text) if (
         "Content Security Policy" in m.text or "CSP violation" in m.text) else None)
     yield pg
