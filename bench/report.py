@@ -11,7 +11,7 @@ from typing import Any
 
 from bench.harness import RESULTS_DIR
 
-AREAS = ["intent", "sentiment", "spikes", "recommend", "lm", "gan", "retrieval", "serving"]
+AREAS = ["intent", "sentiment", "spikes", "recommend", "lm", "gan", "retrieval", "serving", "soak"]
 TITLES = {
     "intent": "1. Intent detection — BANKING77",
     "sentiment": "2. Financial sentiment — Financial PhraseBank",
@@ -21,6 +21,7 @@ TITLES = {
     "gan": "6. GAN augmentation — PhraseBank",
     "retrieval": "7. Retrieval — FAISS",
     "serving": "8. Serving — gunicorn + PostgreSQL + Redis + worker",
+    "soak": "9. Soak — mixed load on the run command's server (`python -m bench.soak --minutes 30`)",
 }
 
 
@@ -159,6 +160,12 @@ def headline(area: str, d: dict) -> str:
         c = {x["clients"]: x for x in d["chat"]}
         return (f"chat p50/p95 {c[1]['p50_ms']:.0f}/{c[1]['p95_ms']:.0f} ms (1 client), "
                 f"{c[32]['replies_per_s']:.1f} replies/s at 32 clients; score(100) p50 {d['recommend']['score_ms']['p50']:.0f} ms")
+    if area == "soak":
+        p, ops = d["pipeline"], d["ops"]
+        return (f"{d['seconds'] / 60:.0f} min: {sum(o['errors'] for o in ops.values())} errors, "
+                f"{p['items_lost']} items lost, ≤{p['queued_classify_jobs_max']} queued classify job(s), "
+                f"lag p95 {p['lag_p95_s'] or 0:.1f} s, {p['classified_per_s']:.0f} items/s classified, "
+                f"chat p95 {ops['chat']['p95_ms'] or 0:.0f} ms")
     return ""
 
 

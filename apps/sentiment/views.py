@@ -6,14 +6,15 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.db import transaction
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.common.jobs import enqueue
 from apps.common.models import Job
+from apps.common.staff import staff_member_required
 from apps.sentiment import conf, services, webhooks
 from apps.sentiment.models import (
     BUCKET_SECONDS,
@@ -245,6 +246,20 @@ def webhook_resend(request, pk: int):
     return redirect("sentiment:webhook", pk=pk)
 
 
+@never_cache
+@staff_member_required
+@require_POST
+def webhook_rotate_secret(request, pk: int):
+    """A new signing secret, shown on this one answer; the old one signs too until the grace period ends."""
+    sub = webhooks.rotate_secret(get_object_or_404(WebhookSubscription, pk=pk))
+    deliveries = (Delivery.objects.filter(subscription=sub).select_related("message")
+                  .prefetch_related("attempt_log").order_by("-created_at", "-id")[:100])
+    messages.success(request, "New signing secret below: copy it now, it is not shown again. The previous "
+                              f"secret keeps signing until {sub.previous_secret_expires_at:%Y-%m-%d %H:%M} UTC.")
+    return render(request, "sentiment/webhook_detail.html",
+                  {"sub": sub, "deliveries": deliveries, "new_secret": sub.secret})
+
+
 @staff_member_required
 @require_POST
 def webhook_toggle(request, pk: int):
@@ -286,21 +301,13 @@ def sources_page(request):
         else:
             try:
                 with transaction.atomic():
-                    source = services.source_named(request.POST.get("source") or "csv upload", NewsSource.Kind.CSV)
-                    result = services.ingest_csv(upload.read(), source)
-                    if result.created:
-                        from apps.sentiment.tasks import classify_news
-
-                        enqueue(classify_news, "sentiment.classify", user=request.user)
+                    job, rows = services.queue_csv_import(upload.read(), request.POST.get("source") or "csv upload",
+                                                          request.user)
             except services.IngestError as exc:
                 messages.error(request, f"Upload refused: {exc}")
             else:
-                msg = (f"{len(result.created)} stored, {len(result.duplicates)} duplicates, "
-                       f"{len(result.rejected)} rejected")
-                if result.rejected:
-                    first = result.rejected[0]
-                    msg += f" (row {first['index'] + 2}: {first['reason']})"
-                messages.success(request, msg)
+                messages.success(request, f"Import of {rows} rows queued as job #{job.pk} (progress below and on "
+                                          "the jobs page).")
         return redirect("sentiment:sources")
     return render(request, "sentiment/sources.html", {
         "sources": NewsSource.objects.all(), "model": _model_info(),

@@ -90,4 +90,7 @@ def test_it_adds_a_feed_and_uploads_a_csv(staff_client, settings):
     csv = b"url,headline\nhttps://x.example/1,Hello\n"
     r = staff_client.post("/sentiment/sources/", {"action": "csv", "file": SimpleUploadedFile("a.csv", csv)},
                           follow=True)
-    assert "1 stored" in r.content.decode()
+    from apps.common.models import Job
+
+    job = Job.objects.get(kind="sentiment.import")  # an import is a job, not work inside the request
+    assert f"Import of 1 rows queued as job #{job.pk}" in r.content.decode()
