@@ -22,6 +22,7 @@ from apps.sentiment.models import (
     Alert,
     AlertRule,
     BucketSize,
+    Company,
     Delivery,
     NewsItem,
     NewsSource,
@@ -177,7 +178,25 @@ class RuleForm(forms.ModelForm):
             self.add_error("key", f"topic must be one of {', '.join(conf.topics())}")
         if data.get("scope") == Scope.COMPANY:
             data["key"] = key.upper().lstrip("$")
+            if data["key"] and (err := unknown_company_error([data["key"]])):
+                self.add_error("key", err)
         return data
+
+
+def known_companies() -> set[str]:
+    """Company keys a rule or subscription may name: the company list and any ticker seen in the news."""
+    return set(Company.objects.values_list("ticker", flat=True)) | set(
+        TrendBucket.objects.filter(scope=Scope.COMPANY).values_list("key", flat=True).distinct())
+
+
+def unknown_company_error(keys: list[str]) -> str | None:
+    """A key that matches nothing would be saved and silently never fire: say so instead."""
+    known = known_companies()
+    unknown = [k for k in keys if k not in known]
+    if not unknown:
+        return None
+    hint = ", ".join(sorted(known)[:12]) or "none yet (add companies under Sources & model, or ingest news)"
+    return f"no company {', '.join(unknown)} is known; known tickers: {hint}"
 
 
 @staff_member_required
@@ -206,25 +225,45 @@ def rule_delete(request, pk: int):
     return redirect("sentiment:rules")
 
 
+NEW_SECRET_SESSION = "aigc_new_webhook_secret"
+
+
 @staff_member_required
 def webhooks_page(request):
-    new_secret = None
+    """Post/redirect/get: the new signing secret waits in the session for the one GET that
+    shows it; a refused form comes back with what was typed and the reason by its field."""
+    values = {"url": "", "description": "", "event_types": [], "scopes": ""}
+    errors: dict[str, str] = {}
     if request.method == "POST":
-        url = (request.POST.get("url") or "").strip()
-        try:
-            sub = webhooks.create_subscription(
-                url, description=request.POST.get("description", ""),
-                event_types=request.POST.getlist("event_types"),
-                scopes=[s for s in (request.POST.get("scopes") or "").replace(",", " ").split() if s])
-        except webhooks.SubscriptionError as exc:
-            messages.error(request, f"Not saved: {exc}")
+        values = {"url": (request.POST.get("url") or "").strip(),
+                  "description": request.POST.get("description", ""),
+                  "event_types": request.POST.getlist("event_types"),
+                  "scopes": (request.POST.get("scopes") or "").strip()}
+        scopes = [s for s in values["scopes"].replace(",", " ").split() if s]
+        companies = [s.split(":", 1)[1].upper().lstrip("$") for s in scopes if s.startswith("company:")]
+        if not values["url"]:
+            errors["url"] = "The URL to POST alerts to is required."
+        elif companies and (err := unknown_company_error(companies)):
+            errors["scopes"] = err
         else:
-            new_secret = sub.secret
-            messages.success(request, f"Subscription to {sub.url} created. Copy its signing secret now.")
+            try:
+                sub = webhooks.create_subscription(
+                    values["url"], description=values["description"], event_types=values["event_types"],
+                    scopes=[f"company:{s.split(':', 1)[1].upper().lstrip('$')}" if s.startswith("company:") else s
+                            for s in scopes])
+            except webhooks.SubscriptionError as exc:
+                text = str(exc)
+                field = "event_types" if "event type" in text else "scopes" if "scope" in text else "url"
+                errors[field] = text
+            else:
+                request.session[NEW_SECRET_SESSION] = {"id": sub.pk, "secret": sub.secret}
+                messages.success(request, f"Subscription to {sub.url} created. Copy its signing secret now.")
+                return redirect("sentiment:webhooks")
+    shown = request.session.pop(NEW_SECRET_SESSION, None)
     return render(request, "sentiment/webhooks.html", {
         "subs": WebhookSubscription.objects.all(), "event_types": WebhookSubscription.EVENT_TYPES,
-        "new_secret": new_secret,
-    })
+        "new_secret": shown["secret"] if shown else None, "values": values, "errors": errors,
+    }, status=400 if errors else 200)
 
 
 @staff_member_required

@@ -57,6 +57,9 @@ def test_it_edits_rules_with_validation(staff_client):
                                                 "min_volume": 5, "history": 48, "warmup": 12, "pending_for": 1,
                                                 "resolve_after": 1, "cooldown_minutes": 60, "enabled": "on"})
     assert r.status_code == 200 and "topic must be one of" in r.content.decode()
+    from apps.sentiment.models import Company
+
+    Company.objects.create(ticker="ACME", name="Acme Corp")  # a company key must name a known company
     r = staff_client.post("/sentiment/rules/", {"name": "ok", "scope": "company", "key": "$acme",
                                                 "metric": "negative_share", "window": "1d", "sensitivity_z": 4,
                                                 "min_volume": 5, "history": 20, "warmup": 7, "pending_for": 1,
