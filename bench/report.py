@@ -121,10 +121,15 @@ def headline(area: str, d: dict) -> str:
     r = d.get("results", {})
     if area == "intent":
         o = r["ours"]
+        if "handoff" in o:  # the bot's own decision at the threshold it chose on its calibration rows
+            h = o["handoff"]
+            handoff = (f"bot's own hand-off: coverage {_pct(h['coverage'])} at {_pct(h['precision'])} precision "
+                       f"(aimed {_pct(h['aimed_precision'])})")
+        else:
+            handoff = f"coverage @95% precision {_pct(o['coverage_at_precision']['0.95']['coverage'])}"
         return (f"ours {_pct(o['accuracy'])} acc, macro-F1 {o['macro_f1']:.3f}; TF-IDF+LR {_pct(r['tfidf_lr']['accuracy'])}, "
-                f"frozen+LR {_pct(r['frozen_lr']['accuracy'])}; 10-shot ours {_pct(r['ten_shot']['ours']['median'])}; "
-                f"coverage @95% precision {_pct(o['coverage_at_precision']['0.95']['coverage'])} "
-                f"(published BERT-large 93.66%)")
+                f"frozen+LR {_pct(r['frozen_lr']['accuracy'])}; 10-shot ours {_pct(r['ten_shot']['ours']['median'])} "
+                f"vs frozen+LR {_pct(r['ten_shot']['frozen_lr']['median'])}; {handoff} (published BERT-large 93.66%)")
     if area == "sentiment":
         a, b = r["split_50"]["ours"], r["split_all"]["ours"]
         return (f"ours 80/20: all data {a['accuracy']:.3f} acc / {a['macro_f1']:.3f} F1, all agree {b['accuracy']:.3f} / "

@@ -17,6 +17,21 @@ def train_sentiment(job_id: int, epochs: int | None = None) -> dict:
         done = services.classify_pending(lambda p, m: progress(80 + p * 0.2, m))
         result["classified"] = done["classified"]
         result["alerts"] = alerts.evaluate_rules()
+        # Items labelled by the previous version are re-labelled in their own job (progress, retry).
+        result["relabel_job"] = enqueue(relabel_news, "sentiment.relabel").pk
+        return result
+
+    return run_job(job_id, work)
+
+
+@shared_task(name="apps.sentiment.tasks.relabel_news", acks_late=True)
+def relabel_news(job_id: int) -> dict:
+    """After a promote: re-label stored items with the new version, recount trends, re-check alerts."""
+    from apps.sentiment import alerts, relabel
+
+    def work(progress):
+        result = relabel.relabel_items(lambda p, m: progress(p * 0.95, m))
+        result["alerts"] = alerts.evaluate_rules()
         return result
 
     return run_job(job_id, work)
