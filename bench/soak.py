@@ -202,7 +202,7 @@ class Sampler(threading.Thread):
 
 
 def run(seconds: float, chat_clients: int = 8, news_clients: int = 2, rec_clients: int = 2,
-        news_batch: int = 10, gunicorn_workers: int = 2, warmup_s: float = 30.0, db: str = DEFAULT_DB,
+        news_batch: int = 25, gunicorn_workers: int = 2, warmup_s: float = 30.0, db: str = DEFAULT_DB,
         redis_url: str | None = None, root: Path | None = None) -> dict:
     root = root or REPO / "var" / "soak"
     stack = Stack(root, db, redis_url)
@@ -265,7 +265,7 @@ def run(seconds: float, chat_clients: int = 8, news_clients: int = 2, rec_client
                 "ON c.item_id = n.id WHERE s.name = %s", (f"soak-{tag}",)).fetchone()
             lag = conn.execute(
                 "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x), percentile_cont(0.95) WITHIN GROUP "
-                "(ORDER BY x), max(x) FROM (SELECT extract(epoch FROM c.classified_at - n.ingested_at) AS x "
+                "(ORDER BY x), max(x) FROM (SELECT extract(epoch FROM c.classified_at - n.ingested_at)::float8 AS x "
                 "FROM sentiment_newsitem n JOIN sentiment_newssource s ON s.id = n.source_id "
                 "JOIN sentiment_classification c ON c.item_id = n.id WHERE s.name = %s "
                 "AND n.ingested_at BETWEEN %s AND %s) t", (f"soak-{tag}", wall_start, wall_end)).fetchone()
@@ -376,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chat-clients", type=int, default=8)
     parser.add_argument("--news-clients", type=int, default=2)
     parser.add_argument("--recommend-clients", type=int, default=2)
-    parser.add_argument("--news-batch", type=int, default=10, help="items per ingest call")
+    parser.add_argument("--news-batch", type=int, default=25, help="items per ingest call")
     parser.add_argument("--gunicorn-workers", type=int, default=2)
     parser.add_argument("--db", default=os.environ.get("SOAK_DB", DEFAULT_DB), help="PostgreSQL database (kept)")
     parser.add_argument("--redis-url", default=os.environ.get("SOAK_REDIS_URL") or None,

@@ -231,20 +231,24 @@ class Stack:
                 except ProcessLookupError:
                     pass
                 t0[name] = time.monotonic()
-        for name in order:
-            proc = self.procs[name]
-            if name not in t0:
-                continue
-            try:
-                proc.wait(timeout=max(0.1, 20 - (time.monotonic() - t0[name])))
-                self.stop_s[name] = round(time.monotonic() - t0[name], 2)
-            except subprocess.TimeoutExpired:
-                self.stop_s[name] = float("inf")
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                proc.wait(timeout=10)
+        # Poll them together: each one's time is its own, not its wait behind another.
+        waiting = set(t0)
+        while waiting:
+            for name in list(waiting):
+                proc = self.procs[name]
+                elapsed = time.monotonic() - t0[name]
+                if proc.poll() is not None:
+                    self.stop_s[name] = round(elapsed, 2)
+                    waiting.discard(name)
+                elif elapsed > 20:
+                    self.stop_s[name] = float("inf")
+                    try:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                    proc.wait(timeout=10)
+                    waiting.discard(name)
+            time.sleep(0.05)
         for log in self.logs:
             log.close()
         self.logs.clear()

@@ -67,11 +67,10 @@ def _debounce(job_id: int, seconds: float) -> None:
     the ingest calls of a burst join it instead of each making work of their own."""
     import time
 
+    from celery import current_task
     from django.utils import timezone
 
     from apps.common.models import Job
-
-    from celery import current_task
 
     request = getattr(current_task, "request", None)
     if request is None or request.is_eager:
