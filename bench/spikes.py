@@ -1,21 +1,31 @@
 """Area 3 — spike detection on NAB realTweets (10 series of tweet counts every
 5 minutes, 33 labelled anomaly windows), scored with bench/nab.py.
 
-Ours: the sentiment app's detector (``apps/sentiment/detector.py``, the same
-pure functions the alert service calls), run three ways:
-- *alerts, shipped config*: the "firing" events of ``detect()`` with the default
-  ``DetectorConfig``/``StateConfig`` (robust median/MAD z over 48 points,
-  z >= 4, min volume 5): one detection per alert, exactly what would notify;
-- *alerts, tuned z*: the same, with z_threshold chosen on these 10 files from a
-  grid, per profile (as NAB optimises each detector's threshold);
-- *per-point z*: ``score_series`` z of every point as the anomaly score, with
-  NAB's corpus-wide threshold optimisation (how NAB scores published detectors).
-Baseline implemented here: NAB's windowed Gaussian (mean/std of the previous
-1,000 points, two-sided tail; scored by |z|, i.e. at full precision).
+Ours: the sentiment app's detector (``apps/sentiment/detector.py``) with the
+shipped defaults (``DetectorConfig()`` = ``AlertRule``'s field defaults,
+checked by a test), on 5-minute windows, the shipped rule's window size. A
+detection is a notification the app would send: an alert opening or an
+update of an open alert (the burst grew ×2); NAB credits only the earliest
+in a window and charges every one outside.
+
+NAB's protocol: the detector's one threshold (its log-excess ratio, the
+rule's ``ratio``) is chosen per profile over all files by NAB's optimiser,
+here an exhaustive sweep of a 0.025-step grid. Beside it: leave-one-file-out
+(threshold chosen on 9 files, scored on the 10th, summed), the score at the
+shipped threshold, nested leave-one-file-out over a small neighbourhood of
+settings (settings and threshold both chosen on 9 files), and the spread of
+the NAB score over that neighbourhood.
+
+Baseline implemented here: NAB's windowed Gaussian (``windowedGaussian``
+detector: mean / std of a 6,400-point window refreshed every 100 points;
+scored by |z|, i.e. at full precision).
 """
 from __future__ import annotations
 
+import math
+import statistics
 import time
+from itertools import product
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -25,147 +35,308 @@ from bench.harness import Stopwatch, table
 
 PUBLISHED = [
     "NAB realTweets only (10 files, 33 windows), NAB's own scorer on NAB's published result files, one threshold "
-    "per profile, standard / reward-low-FP / reward-low-FN: ARTime 83.17 / 74.58 / 88.78; contextOSE 74.48 / 73.13 / "
-    "76.93; Numenta HTM 69.35 / 63.55 / 73.50; Skyline 68.93; random cut forest 62.93; Twitter ADVec 59.62 / 35.82 / "
-    "69.04; windowed Gaussian 51.41 (56.05 at full precision); Bayesian changepoint 7.03 (../shared/data/README.md).",
-    "NAB whole benchmark (58 files), standard profile: Numenta HTM ~70.5, Twitter S-H-ESD 47.1, windowed Gaussian "
-    "39.6, Bayesian changepoint 17.7 (Lavin & Ahmad 2015 / NAB scoreboard) — a different corpus, quoted for scale only.",
+    "per profile, standard / reward-low-FP / reward-low-FN: ARTime 83.17 / 74.58 / 88.78 (leave-one-file-out "
+    "standard 78.45); contextOSE 74.48 / 73.13 / 76.93; Numenta HTM 69.35 / 63.55 / 73.50; Skyline 68.93; random "
+    "cut forest 62.93; Twitter ADVec 59.62 / 35.82 / 69.04; windowed Gaussian 51.41 (56.05 at full precision); "
+    "Bayesian changepoint 7.03 (../shared/data/README.md).",
 ]
-PUBLISHED_REALTWEETS_STANDARD = {"Numenta HTM": 69.35, "Twitter ADVec": 59.62, "windowed Gaussian (full precision)": 56.05}
-Z_GRID = [2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 15.0, 20.0, 25.0, 30.0, 40.0, 50.0, 75.0]
+PUBLISHED_REALTWEETS = {"standard": {"Numenta HTM": 69.35, "ARTime": 83.17},
+                        "reward_low_FP_rate": {"Numenta HTM": 63.55, "ARTime": 74.58}}
+FLOORS = {"standard": 69.35, "standard_lofo": 72.0, "reward_low_FP_rate": 63.55}
+STEP_S = 300.0  # NAB realTweets: one point every 5 minutes = the shipped rule's window
+THRESHOLDS = np.round(np.arange(-0.5, 3.0001, 0.025), 4)
 
 
-def windowed_gaussian_scores(values: list[float], window: int = 1000) -> np.ndarray:
-    """|x_t - mean| / std over the previous ``window`` points (NAB's windowedGaussian
-    ranks points by the same two-sided tail); 0 for the first point."""
+# --- NAB's windowed Gaussian ----------------------------------------------------------
+
+def windowed_gaussian_scores(values: list[float], window: int = 6400, step: int = 100) -> np.ndarray:
+    """NAB's windowedGaussian: the window fills point by point up to ``window`` points,
+    then advances ``step`` points at a time (mean and std refreshed only then); each
+    point is scored against the window as it stood before the point. |z| ranks points
+    as NAB's two-sided tail probability does; 0 for the first point."""
     x = np.asarray(values, dtype=np.float64)
-    c1 = np.concatenate([[0.0], np.cumsum(x)])
-    c2 = np.concatenate([[0.0], np.cumsum(x * x)])
     out = np.zeros(len(x))
-    for t in range(1, len(x)):
-        lo = max(0, t - window)
-        n = t - lo
-        mean = (c1[t] - c1[lo]) / n
-        var = max((c2[t] - c2[lo]) / n - mean * mean, 0.0)
-        std = np.sqrt(var) or 1e-6
-        out[t] = abs(x[t] - mean) / std
+    data: list[float] = []
+    buffer: list[float] = []
+    mean, std = 0.0, 1e-6
+    for t, v in enumerate(x):
+        if data:
+            out[t] = abs(v - mean) / std
+        if len(data) < window:
+            data.append(float(v))
+            mean, std = float(np.mean(data)), float(np.std(data)) or 1e-6
+        else:
+            buffer.append(float(v))
+            if len(buffer) == step:
+                data = data[step:] + buffer
+                buffer = []
+                mean, std = float(np.mean(data)), float(np.std(data)) or 1e-6
     return out
 
 
-def alert_detections(n: int, events) -> np.ndarray:
-    """1.0 at each point where an alert started firing, else 0."""
-    a = np.zeros(n)
-    for ev in events:
-        if ev.kind == "firing":
-            a[int(ev.t)] = 1.0
-    return a
+# --- ours ------------------------------------------------------------------------------
+
+def excess_arrays(det, values, cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per point: the detector's log-excess, the max excess of the previous re-arm span,
+    and the volume. None of these depends on the threshold, so the threshold sweep
+    below re-runs only the alert state machine."""
+    d = det.Detector(cfg)
+    e, m = np.empty(len(values)), np.empty(len(values))
+    for i, v in enumerate(values):
+        t = i * STEP_S
+        m[i] = d.recent.max_before(t)
+        p, _ = d.step(t, float(v))
+        e[i] = p.excess
+    return e, m, np.asarray(values, dtype=np.float64)
 
 
-def alerts_from_scores(det, point_scores, z_threshold: float, scfg) -> np.ndarray:
-    """``detect()`` with precomputed ``score_series`` output: the breach rule of
-    ``score_point`` at another z threshold, then the app's own ``step()``.
-    Checked against ``detect()`` for the shipped config in ``run``."""
-    state = det.AlertState()
-    out = np.zeros(len(point_scores))
-    for i, p in enumerate(point_scores):
-        breaching = p.reason == "" and p.z >= z_threshold
-        state, events = det.step(state, breaching, float(i), scfg)
-        if any(ev.kind == "firing" for ev in events):
-            out[i] = 1.0
+def notifications(e: np.ndarray, m: np.ndarray, vol: np.ndarray, threshold: float, growth: float,
+                  min_volume: float) -> np.ndarray:
+    """``Detector.step``'s open / update / resolve rules at another threshold: 1.0 where a
+    notification (alert opened or updated) would go out. Event-driven over numpy arrays
+    (an alert runs until the first negative excess); checked against ``detect()``."""
+    n = len(e)
+    out = np.zeros(n)
+    lg = math.log(growth)
+    idx = np.where(e < 0, np.arange(n), n)
+    first_neg_from = np.minimum.accumulate(idx[::-1])[::-1]  # first index >= k with e < 0
+    cand = np.flatnonzero((e > threshold) & (e > m) & (vol >= min_volume))
+    pos = 0
+    while True:
+        ci = int(np.searchsorted(cand, pos))
+        if ci >= len(cand):
+            break
+        i = int(cand[ci])
+        out[i], last = 1.0, e[i]
+        end = int(first_neg_from[i + 1]) if i + 1 < n else n  # the window that resolves it
+        j = i + 1
+        while j < end:
+            seg = e[j:end] > last + lg
+            k = int(np.argmax(seg))
+            if not seg[k]:
+                break
+            j += k
+            out[j], last = 1.0, e[j]
+            j += 1
+        pos = end + 1  # the resolving window cannot open a new alert
     return out
 
 
-def score_all(name: str, per_series: list[np.ndarray], windows: list, fixed_threshold: float | None) -> dict:
-    out = {"detector": name}
-    for prof_name, prof in nab.PROFILES.items():
-        s = nab.score_corpus(per_series, windows, prof, threshold=fixed_threshold)
-        out[prof_name] = {"score": s.normalised, "raw": s.raw, "threshold": s.threshold}
-    thr = out["standard"]["threshold"]
-    out["window_pr_at_standard_threshold"] = nab.window_precision_recall(per_series, windows, thr)
-    return out
+def sweep_files(arrays, cfg, windows, profile, thresholds=THRESHOLDS) -> tuple[np.ndarray, list]:
+    """Raw NAB score of every file at every threshold: (thresholds × files), and the detections."""
+    weights = [nab.point_weights(len(a[0]), w, profile) for a, w in zip(arrays, windows, strict=True)]
+    per = np.zeros((len(thresholds), len(arrays)))
+    for gi, th in enumerate(thresholds):
+        for k, (e, m, vol) in enumerate(arrays):
+            det = notifications(e, m, vol, th, cfg.growth, cfg.min_volume)
+            per[gi, k] = nab.raw_score_at([(det, weights[k])], profile, 1.0)
+    return per, weights
+
+
+def summarise(per: np.ndarray, n_windows: int, profile, shipped_index: int) -> dict:
+    total = per.sum(axis=1)
+    best = int(np.argmax(total))
+    lofo_raw, lofo_thr = 0.0, []
+    for k in range(per.shape[1]):
+        g = int(np.argmax(total - per[:, k]))  # chosen on the other files
+        lofo_raw += per[g, k]
+        lofo_thr.append(float(THRESHOLDS[g]))
+    return {"score": nab.normalise(total[best], n_windows, profile), "threshold": float(THRESHOLDS[best]),
+            "ratio": math.exp(THRESHOLDS[best]),
+            "lofo": nab.normalise(lofo_raw, n_windows, profile), "lofo_thresholds": lofo_thr,
+            "at_shipped_threshold": nab.normalise(total[shipped_index], n_windows, profile)}
+
+
+def operating_point(arrays, cfg, windows, series, threshold) -> dict:
+    """At one threshold: notifications per series per day, alert precision, window recall,
+    and the delay from a window's start (and its labelled centre) to its first notification."""
+    alerts = in_window = hit = n_windows = 0
+    days = 0.0
+    delays_start, delays_centre = [], []
+    for (e, m, vol), wins in zip(arrays, windows, strict=True):
+        det = notifications(e, m, vol, threshold, cfg.growth, cfg.min_volume)
+        prob = nab.probation_length(len(det))
+        det[:prob] = 0
+        days += (len(det) - prob) * STEP_S / 86400
+        idx = np.flatnonzero(det)
+        inside = np.zeros(len(det), dtype=bool)
+        for lo, hi in wins:
+            inside[lo:hi + 1] = True
+            if hi < prob:
+                continue
+            n_windows += 1
+            first = idx[(idx >= max(lo, prob)) & (idx <= hi)]
+            if len(first):
+                hit += 1
+                delays_start.append((first[0] - lo) * STEP_S / 3600)
+                delays_centre.append((first[0] - (lo + hi) / 2) * STEP_S / 3600)
+        alerts += len(idx)
+        in_window += int(inside[idx].sum())
+    return {"threshold": threshold, "ratio": math.exp(threshold), "notifications": alerts,
+            "per_series_per_day": alerts / days, "precision": in_window / alerts if alerts else float("nan"),
+            "windows": n_windows, "windows_hit": hit, "recall": hit / n_windows if n_windows else float("nan"),
+            "median_hours_from_window_start": statistics.median(delays_start) if delays_start else None,
+            "median_hours_from_window_centre": statistics.median(delays_centre) if delays_centre else None}
+
+
+def check_against_detect(det, series, cfg) -> None:
+    """The sweep's state machine must agree with the app's own detect() at the shipped threshold."""
+    for s in series[:3]:
+        e, m, vol = excess_arrays(det, s.values, cfg)
+        mine = np.flatnonzero(notifications(e, m, vol, cfg.threshold, cfg.growth, cfg.min_volume))
+        theirs = sorted(int(ev.t / STEP_S) for ev in det.detect(s.values, cfg, step_s=STEP_S)
+                        if ev.kind in ("firing", "updated"))
+        if list(mine) != theirs:
+            raise AssertionError(f"the threshold sweep disagrees with detect() on {s.name}")
 
 
 def run(quick: bool) -> dict:
+    from dataclasses import asdict, replace
+
     from apps.sentiment import detector as det  # pure functions: no Django set-up needed
 
     sw = Stopwatch()
     with sw("load"):
         series, data_hash = datasets.nab_real_tweets()
     windows = [nab.window_indices(s.timestamps, s.windows) for s in series]
-    n_windows = sum(len(w) for w in windows)
-    cfg, scfg = det.DetectorConfig(), det.StateConfig()
-    results = []
-
-    # Ours, shipped configuration: alerts as they would fire.
-    with sw("app_detector_score_series"):
-        t0 = time.perf_counter()
-        point_scores = [det.score_series(s.values, cfg) for s in tqdm(series, desc="detector z", unit="series")]
-        z_s = time.perf_counter() - t0
     n_points = sum(len(s.values) for s in series)
-    with sw("app_alerts"):
-        shipped = [alert_detections(len(s.values), det.detect(s.values, cfg, scfg)) for s in series]
-    results.append(score_all("ours: app alerts, shipped config (z>=4)", shipped, windows, fixed_threshold=1.0))
+    shipped = det.DetectorConfig()
+    shipped_index = int(np.argmin(np.abs(THRESHOLDS - shipped.threshold)))
+    THRESHOLDS[shipped_index] = shipped.threshold  # score the shipped threshold exactly
+    check_against_detect(det, series, shipped)
 
-    # Ours, z threshold tuned per profile on the grid (alerts through the state machine).
-    grid = Z_GRID
-    tuned = {"detector": "ours: app alerts, z_threshold tuned on these files"}
-    alerts_by_z = {}
-    check = [alerts_from_scores(det, ps, cfg.z_threshold, scfg) for ps in point_scores]
-    if not all(np.array_equal(a, b) for a, b in zip(check, shipped, strict=True)):
-        raise AssertionError("alerts_from_scores disagrees with detect() on the shipped config")
-    for z in tqdm(grid, desc="tune z", unit="z"):
-        alerts_by_z[z] = [alerts_from_scores(det, ps, z, scfg) for ps in point_scores]
-    for prof_name, prof in nab.PROFILES.items():
-        best = max(grid, key=lambda z: nab.score_corpus(alerts_by_z[z], windows, prof, threshold=1.0).normalised)
-        s = nab.score_corpus(alerts_by_z[best], windows, prof, threshold=1.0)
-        tuned[prof_name] = {"score": s.normalised, "raw": s.raw, "threshold": best}
-    tuned["window_pr_at_standard_threshold"] = nab.window_precision_recall(
-        alerts_by_z[tuned["standard"]["threshold"]], windows, 1.0)
-    results.append(tuned)
+    # The neighbourhood: history span, quantile and re-arm span around the shipped values.
+    days = [7, 10, 14] if not quick else [10]
+    quantiles = [0.98, 0.99, 0.995] if not quick else [0.99]
+    rearm = [12, 24, 48] if not quick else [24]
+    configs = [replace(shipped, history_s=d * 86400.0, quantile=q, rearm_s=r * 3600.0)
+               for d, q, r in product(days, quantiles, rearm)]
+    names = [f"{d}d / q{q} / re-arm {r}h" for d, q, r in product(days, quantiles, rearm)]
+    per_profile: dict[str, list[np.ndarray]] = {p: [] for p in nab.PROFILES}
+    n_windows = {}
+    t_score = 0.0
+    with sw("neighbourhood"):
+        for cfg in tqdm(configs, desc="settings", unit="config"):
+            t0 = time.perf_counter()
+            arrays = [excess_arrays(det, s.values, cfg) for s in series]
+            t_score += time.perf_counter() - t0
+            if cfg == shipped:
+                shipped_arrays = arrays
+            for pname, prof in nab.PROFILES.items():
+                per, weights = sweep_files(arrays, cfg, windows, prof)
+                per_profile[pname].append(per)
+                n_windows[pname] = sum(w.n_windows for w in weights)
+    si = configs.index(shipped)
 
-    # Ours, per-point z as an anomaly score (NAB's protocol for published detectors).
-    z_scores = []
-    for ps in point_scores:
-        z = np.array([p.z if p.reason == "" else -np.inf for p in ps])  # warm-up / low volume cannot fire
-        z_scores.append(z)
-    results.append(score_all("ours: app detector per-point z, NAB threshold optimisation", z_scores, windows, None))
+    results = []
+    ours = {"detector": "ours: shipped detector (10 days, q0.99, re-arm 24 h, growth ×2), NAB's optimiser",
+            "config": {k: v for k, v in asdict(shipped).items()}}
+    for pname, prof in nab.PROFILES.items():
+        ours[pname] = summarise(per_profile[pname][si], n_windows[pname], prof, shipped_index)
+    results.append(ours)
 
-    # Baselines.
+    # Nested leave-one-file-out: settings and threshold chosen together on 9 files.
+    nested = {}
+    for pname, prof in nab.PROFILES.items():
+        stack = np.stack(per_profile[pname])  # configs × thresholds × files
+        total = stack.sum(axis=2)
+        raw, chosen = 0.0, []
+        for k in range(stack.shape[2]):
+            c, g = np.unravel_index(int(np.argmax(total - stack[:, :, k])), total.shape)
+            raw += stack[c, g, k]
+            chosen.append(f"{names[c]}, ratio {math.exp(THRESHOLDS[g]):.2f}")
+        nested[pname] = {"score": nab.normalise(raw, n_windows[pname], prof), "chosen": chosen}
+    spread = {}
+    for pname, prof in nab.PROFILES.items():
+        scores = [summarise(per, n_windows[pname], prof, shipped_index) for per in per_profile[pname]]
+        spread[pname] = {"score": [s["score"] for s in scores], "lofo": [s["lofo"] for s in scores]}
+    neighbourhood = [{"settings": n, **{p: {"score": spread[p]["score"][i], "lofo": spread[p]["lofo"][i]}
+                                        for p in nab.PROFILES}} for i, n in enumerate(names)]
+
+    op_shipped = operating_point(shipped_arrays, shipped, windows, series, shipped.threshold)
+    op_best = operating_point(shipped_arrays, shipped, windows, series, ours["standard"]["threshold"])
+
     with sw("windowed_gaussian"):
         wg = [windowed_gaussian_scores(s.values) for s in tqdm(series, desc="windowed Gaussian", unit="series")]
-    results.append(score_all("baseline: windowed Gaussian (NAB's, 1,000 points), full precision", wg, windows, None))
-    results.append(score_all("baseline: null (never fires)", [np.zeros(len(s.values)) for s in series], windows, 1.0))
+    wg_row = {"detector": "baseline: windowed Gaussian (NAB's: 6,400 points, refreshed every 100), |z| ranking"}
+    # NAB's own output, 1 - two-sided tail in double precision: every |z| above ~8.3 ties at 1.0.
+    wg_nab = [np.array([1.0 - 0.5 * math.erfc(v / math.sqrt(2.0)) for v in z]) for z in wg]
+    wg_nab_row = {"detector": "baseline: windowed Gaussian (NAB's), NAB's score 1 - tail in double precision"}
+    for row, scores in ((wg_row, wg), (wg_nab_row, wg_nab)):
+        for pname, prof in nab.PROFILES.items():
+            s = nab.score_corpus(scores, windows, prof)
+            row[pname] = {"score": s.normalised, "threshold": s.threshold}
+        results.append(row)
 
-    rows = []
-    for r in results:
-        pr = r["window_pr_at_standard_threshold"]
-        rows.append([r["detector"], r["standard"]["score"], r["reward_low_FP_rate"]["score"],
-                     r["reward_low_FN_rate"]["score"], r["standard"]["threshold"], pr["windows_hit"],
-                     pr["alerts"], pr["precision"], pr["recall"]])
-    ours_best = max(r["standard"]["score"] for r in results[:3])
-    below = [f"Our best realTweets standard score ({ours_best:.1f}) is below {name} ({v})."
-             for name, v in PUBLISHED_REALTWEETS_STANDARD.items() if ours_best < v]
-    shipped_std = results[0]["standard"]["score"]
+    rows = [[ours["detector"], ours["standard"]["score"], ours["standard"]["lofo"], nested["standard"]["score"],
+             ours["standard"]["at_shipped_threshold"], ours["reward_low_FP_rate"]["score"],
+             ours["reward_low_FP_rate"]["lofo"], ours["reward_low_FN_rate"]["score"],
+             f"{ours['standard']['ratio']:.2f}×"],
+            [wg_row["detector"], wg_row["standard"]["score"], None, None, None, wg_row["reward_low_FP_rate"]["score"],
+             None, wg_row["reward_low_FN_rate"]["score"], f"|z| ≥ {wg_row['standard']['threshold']:.2f}"],
+            [wg_nab_row["detector"], wg_nab_row["standard"]["score"], None, None, None,
+             wg_nab_row["reward_low_FP_rate"]["score"], None, wg_nab_row["reward_low_FN_rate"]["score"],
+             f"{wg_nab_row['standard']['threshold']:.6f}"],
+            ["baseline: null (never fires)", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, "—"]]
+    std_scores = spread["standard"]["score"]
+    std_lofo = spread["standard"]["lofo"]
+    lfp = spread["reward_low_FP_rate"]["score"]
+    floors = {
+        "standard (> 69.35)": ours["standard"]["score"] > FLOORS["standard"],
+        "standard leave-one-file-out (> 72.0)": ours["standard"]["lofo"] > FLOORS["standard_lofo"],
+        "reward low FP (> 63.55)": ours["reward_low_FP_rate"]["score"] > FLOORS["reward_low_FP_rate"],
+    }
+    op_rows = [[f"shipped threshold ({op_shipped['ratio']:.2f}× the busiest 1%)", op_shipped["per_series_per_day"],
+                op_shipped["precision"], op_shipped["recall"], op_shipped["median_hours_from_window_start"],
+                op_shipped["median_hours_from_window_centre"], op_shipped["notifications"]],
+               [f"NAB-optimal threshold ({op_best['ratio']:.2f}×, chosen on these files)", op_best["per_series_per_day"],
+                op_best["precision"], op_best["recall"], op_best["median_hours_from_window_start"],
+                op_best["median_hours_from_window_centre"], op_best["notifications"]]]
     return {
-        "summary": "NAB realTweets, scored by bench/nab.py (NAB's standard profile and the two others); "
-                   "the detector is apps.sentiment.detector (score_series / detect), called as the alert service calls it.",
-        "data": {"hash": data_hash, "series": len(series), "points": n_points, "windows": n_windows},
-        "model": {"detector_config": cfg.__dict__, "state_config": scfg.__dict__, "z_grid": grid},
-        "throughput": {"score_series_points_per_s": n_points / z_s},
+        "summary": "NAB realTweets, scored by bench/nab.py; the detector is apps.sentiment.detector with the shipped "
+                   "defaults, on the shipped 5-minute windows, one detection per notification it would send.",
+        "data": {"hash": data_hash, "series": len(series), "points": n_points, "windows": n_windows["standard"]},
+        "model": {"shipped": asdict(shipped), "thresholds": [float(THRESHOLDS[0]), float(THRESHOLDS[-1]), 0.025],
+                  "neighbourhood": names},
+        "throughput": {"detector_points_per_s": n_points * len(configs) / t_score},
         "results": results,
+        "nested_lofo": nested,
+        "neighbourhood": neighbourhood,
+        "operating_points": {"shipped": op_shipped, "nab_optimal": op_best},
+        "floors_met": floors,
         "wall_times": sw.times,
-        "tables": [table(
-            "NAB realTweets (10 series, 33 windows): normalised NAB score (100 = perfect, 0 = never fires)",
-            ["detector", "standard", "reward low FP", "reward low FN", "threshold (standard)", "windows hit",
-             "alerts", "alert precision", "window recall"],
-            rows,
-            ["Alert precision / window recall at the standard-profile threshold, after the probationary 15%: an alert is "
-             "a run of consecutive detections, correct when it overlaps a labelled window.",
-             "'tuned' rows pick their threshold on the same 10 files, as NAB does for every published detector.",
-             f"The shipped config scores {shipped_std:.1f} (standard): it fires rarely by design (one alert per burst, z >= 4); "
-             "NAB charges each alert outside a window and credits only the earliest one inside.",
-             f"The app's score_series runs at {n_points / z_s:,.0f} points/s (pure Python median/MAD over 48 points)."],
-        )],
+        "tables": [
+            table("NAB realTweets (10 series, 33 windows): normalised NAB score (100 = perfect, 0 = never fires)",
+                  ["detector", "standard (NAB optimiser)", "standard, leave-one-file-out",
+                   "standard, nested LOFO (settings + threshold)", "standard at the shipped threshold",
+                   "reward low FP", "reward low FP, LOFO", "reward low FN", "threshold (standard)"],
+                  rows,
+                  ["Headline: the shipped defaults; NAB's optimiser picks the one threshold per profile over all files "
+                   "(as for every published detector); LOFO picks it on 9 files and scores the 10th.",
+                   f"Spread over the {len(configs)} neighbouring settings ({', '.join(map(str, days))} days × quantile "
+                   f"{', '.join(map(str, quantiles))} × re-arm {', '.join(map(str, rearm))} h), standard profile: "
+                   f"min {min(std_scores):.1f} / median {statistics.median(std_scores):.1f} / max {max(std_scores):.1f}; "
+                   f"LOFO min {min(std_lofo):.1f} / median {statistics.median(std_lofo):.1f} / max {max(std_lofo):.1f}; "
+                   f"reward low FP min {min(lfp):.1f} / median {statistics.median(lfp):.1f} / max {max(lfp):.1f}.",
+                   f"Honesty about the settings: the shipped 10-day history was picked after comparing 7, 10 and 14 "
+                   f"days on these same files (the issue's starting design used 14: "
+                   f"{neighbourhood[names.index('14d / q0.99 / re-arm 24h')]['standard']['score']:.1f} / LOFO "
+                   f"{neighbourhood[names.index('14d / q0.99 / re-arm 24h')]['standard']['lofo']:.1f})"
+                   if '14d / q0.99 / re-arm 24h' in names else "Quick mode: the shipped settings only.",
+                   f"The nested LOFO column is the figure free of any choice made on the scored file: settings "
+                   f"and threshold both picked on the other 9 ({nested['standard']['score']:.1f} standard, "
+                   f"{nested['reward_low_FP_rate']['score']:.1f} reward low FP).",
+                   "Floors: " + "; ".join(f"{k}: {'met' if v else 'MISSED'}" for k, v in floors.items()) + ".",
+                   f"The detector runs at {n_points * len(configs) / t_score:,.0f} points/s (pure Python, sorted "
+                   "window quantile)."]),
+            table("At a fixed threshold, after NAB's probationary 15% (shipped detector, standard windows)",
+                  ["threshold", "notifications per series per day", "alert precision", "window recall",
+                   "median hours, window start → first notification",
+                   "median hours, labelled centre → first notification", "notifications"],
+                  op_rows,
+                  ["A notification is an alert opening or an update (the burst grew ×2); it is correct when it falls "
+                   "inside a labelled window. NAB windows are wide (about 10% of a file split over its anomalies) and "
+                   "centred on the labelled anomaly, so a notification before the centre is early, not wrong."]),
+        ],
         "published": PUBLISHED,
-        "below_published": below,
     }

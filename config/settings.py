@@ -314,6 +314,8 @@ AIGC_KEEP_VERSIONS = envint("AIGC_KEEP_VERSIONS", 5)
 AIGC_SEED = envint("AIGC_SEED", 1234)
 # Outbound HTTP (webhooks, feeds, LLM): loopback/private targets only when allowed.
 AIGC_ALLOW_PRIVATE_URLS = envbool("AIGC_ALLOW_PRIVATE_URLS", False)
+# This site's public address (https://host): links in outbound messages (webhook payloads) are absolute.
+AIGC_PUBLIC_URL = envstr("AIGC_PUBLIC_URL", "")
 AIGC_HTTP_TIMEOUT = envint("AIGC_HTTP_TIMEOUT", 10)
 # After a webhook secret is rotated, the previous one keeps signing (beside the new) this long.
 AIGC_WEBHOOK_SECRET_GRACE_S = envint("AIGC_WEBHOOK_SECRET_GRACE_S", 24 * 3600)

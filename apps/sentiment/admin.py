@@ -37,7 +37,7 @@ class TrendBucketAdmin(admin.ModelAdmin):
 
 @admin.register(m.AlertRule)
 class AlertRuleAdmin(admin.ModelAdmin):
-    list_display = ["name", "scope", "key", "metric", "window", "sensitivity_z", "min_volume", "enabled"]
+    list_display = ["name", "scope", "key", "metric", "direction", "window", "ratio", "min_volume", "enabled"]
 
 
 @admin.register(m.Alert)

@@ -1,26 +1,38 @@
 """Alert rules evaluated over the trend buckets with the pure detector.
 
-For each rule and key (one topic or ticker, or every key of the scope), the
-evaluation walks the complete buckets it has not read yet, oldest first:
-score the bucket against the ``history`` buckets before it, advance the
-stored state machine, and turn its events into Alert rows and webhook
-messages in the same transaction. The state row is written with a
-compare-and-set on how far it had read, so two evaluations running at once
-(beat and after-ingest) cannot both act on the same bucket.
+Evaluation is a *replay*: for each rule and key, the detector runs over the
+key's stored buckets (oldest first, empty windows as zeros, the open window
+as it stands) and the alerts it implies are reconciled with the Alert rows.
+So a bucket that changed after it was last read (an item classified late, a
+re-labelled item) is simply read again on the next evaluation: an alert it
+now implies is created, an alert it no longer supports is withdrawn, a burst
+that continues is re-opened. The rule preview (``backtest``) runs the same
+replay without writing, so it shows exactly what the live evaluator fires.
+
+Webhooks go out for events whose window lies within ``NOTIFY_LOOKBACK`` of
+now (a first replay over months of stored history records those alerts on
+the dashboard without paging anyone about last month's bursts), and not
+while the rule and key are silenced.
+
+Two evaluations of one rule and key serialise on a row lock of its
+``RuleScopeState`` (beat and after-classification can run at once).
 """
 from __future__ import annotations
 
 import logging
+import math
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
 
-from apps.sentiment.detector import AlertState, DetectorConfig, StateConfig, score_point, step
+from apps.sentiment.detector import DAY, Detector, DetectorConfig, Point, explain
 from apps.sentiment.models import (
     BUCKET_SECONDS,
     Alert,
     AlertRule,
+    AlertUpdate,
     NewsItem,
     RuleScopeState,
     Scope,
@@ -31,22 +43,31 @@ from apps.sentiment.webhooks import publish
 
 log = logging.getLogger(__name__)
 
-MAX_STEPS = 20_000      # buckets one evaluation may walk (a first run over weeks of 5-minute data)
+MAX_STEPS = 60_000      # windows one replay may read (about 7 months of 5-minute windows)
 MAX_ALERT_ITEMS = 100   # news items linked to one alert
+NOTIFY_LOOKBACK = timedelta(hours=24)
+SHARE_OFFSET = 0.05     # c in log(share + c): a share moves in 0..1, a count in items
+
+# Fields whose change alters what the detector computes: an edit bumps the rule's revision.
+DETECTOR_FIELDS = {"scope", "key", "metric", "direction", "window", "history_days", "quantile", "ratio",
+                   "rearm_hours", "growth", "min_volume", "enabled"}
 
 
-class ConcurrentEvaluation(Exception):
-    pass
-
-
-DETECTOR_FIELDS = {"scope", "key", "metric", "window", "history", "warmup", "sensitivity_z", "min_volume",
-                   "pending_for", "resolve_after", "cooldown_minutes", "enabled"}
+def detector_config(rule: AlertRule) -> DetectorConfig:
+    """The rule's settings as the pure detector's config (the one mapping; the bench uses the defaults)."""
+    share = rule.metric == AlertRule.Metric.NEGATIVE_SHARE
+    # Warm-up: a day, and at least a week of daily windows (a quantile of two points says little).
+    warmup_s = max(DAY, 7.0 * BUCKET_SECONDS[rule.window])
+    return DetectorConfig(history_s=rule.history_days * DAY, warmup_s=warmup_s, quantile=rule.quantile,
+                          rearm_s=rule.rearm_hours * 3600.0, growth=rule.growth,
+                          threshold=math.log(max(rule.ratio, 1e-9)), min_volume=float(rule.min_volume),
+                          offset=SHARE_OFFSET if share else 1.0, direction=rule.direction)
 
 
 def rule_changed(rule: AlertRule, changed: set[str]) -> int:
     """After an edit that changes what the detector computes: resolve the rule's open
-    alerts (subscribers get alert.resolved) and restart its state machines from the
-    history. Returns the alerts resolved."""
+    alerts (subscribers get alert.resolved) and start a new revision, which the next
+    evaluation replays from the stored history. Returns the alerts resolved."""
     if not changed & DETECTOR_FIELDS:
         return 0
     now = timezone.now()
@@ -54,26 +75,17 @@ def rule_changed(rule: AlertRule, changed: set[str]) -> int:
     with transaction.atomic():
         for alert in Alert.objects.select_for_update().filter(
                 rule=rule, state__in=[Alert.State.PENDING, Alert.State.FIRING]):
-            was_firing = alert.state == Alert.State.FIRING
-            alert.state = Alert.State.RESOLVED if was_firing else Alert.State.CANCELLED
-            alert.resolved_at = now if was_firing else None
+            alert.state, alert.resolved_at = Alert.State.RESOLVED, now
             alert.save(update_fields=["state", "resolved_at"])
-            if was_firing:
-                payload = {**alert_payload(alert), "reason": "the rule was edited"}
-                publish("alert.resolved", payload, scope_key=f"{alert.scope}:{alert.key}", alert=alert)
+            payload = {**alert_payload(alert), "reason": "the rule was edited"}
+            publish("alert.resolved", payload, scope_key=f"{alert.scope}:{alert.key}", alert=alert)
+            AlertUpdate.objects.create(alert=alert, kind=AlertUpdate.Kind.RESOLVED, note="the rule was edited",
+                                       notified=True)
             n += 1
+        AlertRule.objects.filter(pk=rule.pk).update(revision=rule.revision + 1)
+        rule.revision += 1
         RuleScopeState.objects.filter(rule=rule).delete()
     return n
-
-
-def detector_configs(rule: AlertRule) -> tuple[DetectorConfig, StateConfig]:
-    share = rule.metric == AlertRule.Metric.NEGATIVE_SHARE
-    return (
-        DetectorConfig(history=rule.history, warmup=rule.warmup, z_threshold=rule.sensitivity_z,
-                       min_volume=rule.min_volume, min_scale=0.1 if share else 1.0, count_series=not share),
-        StateConfig(pending_for=rule.pending_for, resolve_after=rule.resolve_after,
-                    cooldown=rule.cooldown_minutes * 60.0),
-    )
 
 
 def rule_keys(rule: AlertRule) -> list[str]:
@@ -89,118 +101,203 @@ def metric_value(bucket: TrendBucket | None, metric: str) -> tuple[float, float]
         return 0.0, 0.0
     if metric == AlertRule.Metric.NEGATIVE_SHARE:
         return bucket.negative_share, float(bucket.count)
+    if metric == AlertRule.Metric.COUNT:
+        return float(bucket.count), float(bucket.count)
     return float(bucket.negative_count), float(bucket.count)
 
+
+# --- the replay: buckets → episodes ------------------------------------------------
+
+@dataclass
+class Episode:
+    """One alert as the replay sees it."""
+    started: datetime
+    opened: Point
+    notices: list[tuple[datetime, Point]] = field(default_factory=list)  # firing + updates, in order
+    peak: Point | None = None      # the window of the highest excess
+    max_value: float = 0.0
+    resolved: datetime | None = None
+
+
+@dataclass
+class Replay:
+    starts: list[datetime]
+    points: list[Point]
+    episodes: list[Episode]
+    truncated: bool
+
+
+def key_series(rule: AlertRule, key: str, now: datetime) -> tuple[list[datetime], list[float], list[float], bool]:
+    """The key's dense series from its first bucket to the open window (included)."""
+    size = rule.window
+    step = timedelta(seconds=BUCKET_SECONDS[size])
+    open_start = bucket_start(now, size)
+    qs = TrendBucket.objects.filter(scope=rule.scope, key=key, size=size, start__lte=open_start)
+    origin = qs.order_by("start").values_list("start", flat=True).first()
+    if origin is None:
+        return [], [], [], False
+    n = int((open_start - origin) / step) + 1
+    truncated = n > MAX_STEPS
+    if truncated:
+        origin, n = open_start - (MAX_STEPS - 1) * step, MAX_STEPS
+    buckets = {b.start: b for b in qs.filter(start__gte=origin)}
+    starts = [origin + i * step for i in range(n)]
+    values, volumes = [], []
+    for s in starts:
+        v, vol = metric_value(buckets.get(s), rule.metric)
+        values.append(v)
+        volumes.append(vol)
+    return starts, values, volumes, truncated
+
+
+def replay(rule: AlertRule, key: str, now: datetime | None = None, config: DetectorConfig | None = None) -> Replay:
+    """Run the detector over the stored buckets; no writes. ``config`` overrides the rule's."""
+    now = now or timezone.now()
+    starts, values, volumes, truncated = key_series(rule, key, now)
+    det = Detector(config or detector_config(rule))
+    points: list[Point] = []
+    episodes: list[Episode] = []
+    current: Episode | None = None
+    for s, v, vol in zip(starts, values, volumes, strict=True):
+        p, events = det.step(s.timestamp(), v, vol)
+        points.append(p)
+        for ev in events:
+            if ev.kind == "firing":
+                current = Episode(started=s, opened=p, notices=[(s, p)], peak=p, max_value=p.value)
+                episodes.append(current)
+            elif ev.kind == "updated" and current is not None:
+                current.notices.append((s, p))
+            elif ev.kind == "resolved" and current is not None:
+                current.resolved = s
+                current = None
+        if current is not None:
+            current.max_value = max(current.max_value, p.value)
+            if p.excess > (current.peak.excess if current.peak else -math.inf):
+                current.peak = p
+    return Replay(starts, points, episodes, truncated)
+
+
+# --- live evaluation: episodes → Alert rows and webhooks --------------------------
 
 def evaluate_rules(now: datetime | None = None, rules=None) -> dict:
     """Evaluate every enabled rule (or the given ones). Returns event counts."""
     now = now or timezone.now()
-    counts: dict[str, int] = {"pending": 0, "firing": 0, "resolved": 0, "cancelled": 0, "keys": 0}
+    counts: dict[str, int] = {"firing": 0, "updated": 0, "resolved": 0, "reopened": 0, "withdrawn": 0, "keys": 0}
     rules = list(rules if rules is not None else AlertRule.objects.filter(enabled=True))
     for rule in rules:
         for key in rule_keys(rule):
-            try:
-                events = evaluate_rule_key(rule, key, now)
-            except ConcurrentEvaluation:
-                continue
             counts["keys"] += 1
-            for kind in events:
+            for kind in evaluate_rule_key(rule, key, now):
                 counts[kind] = counts.get(kind, 0) + 1
     return counts
 
 
-def evaluate_rule_key(rule: AlertRule, key: str, now: datetime) -> list[str]:
-    """Step the rule's state machine over every closed window not read yet, then
-    over the open window if it already breaches (so a burst fires before its window
-    closes); an open window is stepped once, and not again when it closes."""
-    size = rule.window
-    step_s = timedelta(seconds=BUCKET_SECONDS[size])
-    open_start = bucket_start(now, size)
-    last_complete = open_start - step_s
-    state_row, _ = RuleScopeState.objects.get_or_create(rule=rule, key=key)
-    read_until, revision = state_row.last_bucket_start, state_row.revision
-    origin = (TrendBucket.objects.filter(scope=rule.scope, key=key, size=size)
-              .order_by("start").values_list("start", flat=True).first())
-    if origin is None:
-        return []
-    first = origin if read_until is None else max(origin, read_until + step_s)
-    if first > open_start:
-        return []
-    n_steps = int((open_start - first) / step_s)  # closed windows to read
-    if n_steps > MAX_STEPS:
-        first = open_start - MAX_STEPS * step_s
-        n_steps = MAX_STEPS
-    history_start = first - rule.history * step_s
-    buckets = {b.start: b for b in TrendBucket.objects.filter(
-        scope=rule.scope, key=key, size=size, start__gte=history_start, start__lte=open_start)}
-    # A dense series (windows with no news are zeros) ending with the open window;
-    # nothing before the key's first news counts as history.
-    starts = [history_start + i * step_s for i in range(rule.history + n_steps + 1)]
-    values, volumes = zip(*[metric_value(buckets.get(s), rule.metric) for s in starts], strict=True)
-    first_history = int((max(origin, history_start) - history_start) / step_s)
-    cfg, state_cfg = detector_configs(rule)
-    state = AlertState.from_dict(state_row.state)
-    emitted: list[str] = []
+def evaluate_rule_key(rule: AlertRule, key: str, now: datetime | None = None) -> list[str]:
+    """Replay the rule over the key's buckets and make the Alert rows agree with it."""
+    now = now or timezone.now()
     with transaction.atomic():
-        open_alert = Alert.objects.select_for_update().filter(
-            rule=rule, key=key, state__in=[Alert.State.PENDING, Alert.State.FIRING]).first()
-        for i in range(rule.history, len(starts)):
-            t0, is_open = starts[i], i == len(starts) - 1
-            score = score_point(values[i], values[max(i - rule.history, first_history):i], cfg, volumes[i])
-            if state.extra.get("provisional") == t0.timestamp():
-                # Stepped as a breach while it was open: refresh the alert, do not count it twice.
-                if not is_open:
-                    state.extra.pop("provisional")
-                open_alert = _apply(rule, key, t0, step_s, score, [], open_alert, now)
-                continue
-            if is_open and not score.breaching:
-                break  # an open window may still grow; it is judged when it closes
-            state, events = step(state, score.breaching, t0.timestamp(), state_cfg)
-            if is_open:
-                state.extra["provisional"] = t0.timestamp()
-            emitted.extend(ev.kind for ev in events)
-            open_alert = _apply(rule, key, t0, step_s, score, [ev.kind for ev in events], open_alert, now)
-        updated = RuleScopeState.objects.filter(pk=state_row.pk, revision=revision).update(
-            state=state.to_dict(), last_bucket_start=max(last_complete, read_until or last_complete),
-            revision=revision + 1)
-        if not updated:
-            raise ConcurrentEvaluation(f"{rule} / {key} was evaluated concurrently")
+        state_row, _ = RuleScopeState.objects.get_or_create(rule=rule, key=key)
+        state_row = RuleScopeState.objects.select_for_update().get(pk=state_row.pk)
+        result = replay(rule, key, now)
+        step = timedelta(seconds=BUCKET_SECONDS[rule.window])
+        # With a truncated series the first warm-up span is not comparable with earlier replays.
+        horizon = result.starts[0] + timedelta(days=rule.history_days) if result.truncated else None
+        emitted = _reconcile(rule, key, result, step, now, horizon)
+        last_closed = bucket_start(now, rule.window) - step
+        RuleScopeState.objects.filter(pk=state_row.pk).update(
+            state={"episodes": len(result.episodes), "evaluated_at": now.isoformat()},
+            last_bucket_start=last_closed, revision=state_row.revision + 1)
     return emitted
 
 
-def _apply(rule: AlertRule, key: str, t0: datetime, step_s: timedelta, score, kinds: list[str],
-           alert: Alert | None, now: datetime) -> Alert | None:
-    """Turn one window's detector events into Alert changes and webhook messages."""
-    end = min(t0 + step_s, now)
-    if "pending" in kinds and alert is None:
-        alert = Alert.objects.create(rule=rule, scope=rule.scope, key=key, state=Alert.State.PENDING,
-                                     started_at=t0, value=score.value, peak_value=score.value,
-                                     baseline=score.baseline, z=score.z)
-    if alert is None:
-        return None
-    if score.breaching:
-        alert.value = score.value
-        alert.peak_value = max(alert.peak_value, score.value)
-        alert.baseline, alert.z = score.baseline, max(alert.z, score.z)
-        alert.save(update_fields=["value", "peak_value", "baseline", "z"])
-        _link_items(alert, t0, t0 + step_s)
-    if "firing" in kinds:
-        alert.state, alert.fired_at = Alert.State.FIRING, end
-        alert.save(update_fields=["state", "fired_at"])
-        publish("alert.firing", alert_payload(alert), scope_key=f"{alert.scope}:{alert.key}", alert=alert)
-    elif "resolved" in kinds:
-        alert.state, alert.resolved_at = Alert.State.RESOLVED, end
-        alert.save(update_fields=["state", "resolved_at"])
-        publish("alert.resolved", alert_payload(alert), scope_key=f"{alert.scope}:{alert.key}", alert=alert)
-        return None
-    elif "cancelled" in kinds:
+def _reconcile(rule: AlertRule, key: str, result: Replay, step: timedelta, now: datetime,
+               horizon: datetime | None) -> list[str]:
+    cfg = detector_config(rule)
+    emitted: list[str] = []
+    alerts = {a.started_at: a for a in Alert.objects.select_for_update().filter(
+        rule=rule, key=key, rule_revision=rule.revision).exclude(state=Alert.State.CANCELLED)}
+    wanted = {ep.started: ep for ep in result.episodes if horizon is None or ep.started >= horizon}
+    # Withdraw first (frees the one-open-alert slot), then walk the episodes oldest first.
+    for started, alert in sorted(alerts.items()):
+        if started in wanted or (horizon is not None and started < horizon):
+            continue
+        was_open = alert.state == Alert.State.FIRING
         alert.state = Alert.State.CANCELLED
         alert.save(update_fields=["state"])
-        return None
-    return alert
+        notify = was_open and _may_notify(alert, now, now)
+        if notify:
+            publish("alert.resolved", {**alert_payload(alert), "reason": "withdrawn: late or re-labelled news"},
+                    scope_key=f"{alert.scope}:{alert.key}", alert=alert)
+        AlertUpdate.objects.create(alert=alert, kind=AlertUpdate.Kind.WITHDRAWN, notified=notify,
+                                   note="the re-evaluated windows no longer meet the rule")
+        emitted.append("withdrawn")
+    for started, ep in sorted(wanted.items()):
+        alert = alerts.get(started)
+        if alert is None:
+            alert = Alert.objects.create(
+                rule=rule, rule_revision=rule.revision, scope=rule.scope, key=key, state=Alert.State.FIRING,
+                started_at=started, fired_at=min(started + step, now), value=ep.opened.value,
+                peak_value=ep.opened.value, baseline=ep.opened.level, excess=ep.opened.excess,
+                peak_ratio=ep.opened.ratio, explanation=explain(ep.opened, cfg)[:300])
+            _link_items(alert, started, min(ep.resolved or now, now))
+            _notice(alert, AlertUpdate.Kind.FIRING, "alert.firing", started, ep.opened, now)
+            emitted.append("firing")
+        elif ep.resolved is None and alert.state == Alert.State.RESOLVED:
+            alert.state, alert.resolved_at = Alert.State.FIRING, None
+            alert.save(update_fields=["state", "resolved_at"])
+            _notice(alert, AlertUpdate.Kind.REOPENED, "alert.updated", started, ep.peak or ep.opened, now,
+                    note="late or re-labelled news extended the burst", counts=False)
+            emitted.append("reopened")
+        # Growth notices the row has not sent yet.
+        for when, p in ep.notices[max(1, alert.notifications):]:
+            alert.value, alert.excess = p.value, p.excess
+            alert.explanation = explain(p, cfg)[:300]
+            _notice(alert, AlertUpdate.Kind.UPDATED, "alert.updated", when, p, now)
+            emitted.append("updated")
+        peak = ep.peak or ep.opened
+        if ep.max_value > alert.peak_value or peak.ratio > alert.peak_ratio:
+            alert.peak_value, alert.peak_ratio = max(alert.peak_value, ep.max_value), max(alert.peak_ratio, peak.ratio)
+            alert.save(update_fields=["peak_value", "peak_ratio"])
+        if alert.state == Alert.State.FIRING:
+            _link_items(alert, started, min(ep.resolved or now, now))
+        if ep.resolved is not None and alert.state == Alert.State.FIRING:
+            alert.state, alert.resolved_at = Alert.State.RESOLVED, min(ep.resolved, now)
+            alert.save(update_fields=["state", "resolved_at"])
+            notify = _may_notify(alert, ep.resolved, now)
+            if notify:
+                publish("alert.resolved", alert_payload(alert), scope_key=f"{alert.scope}:{alert.key}", alert=alert)
+            AlertUpdate.objects.create(alert=alert, kind=AlertUpdate.Kind.RESOLVED, window_start=ep.resolved,
+                                       notified=notify, note="back within the busiest 1%")
+            emitted.append("resolved")
+    return emitted
+
+
+def _may_notify(alert: Alert, when: datetime, now: datetime) -> bool:
+    if when < now - NOTIFY_LOOKBACK:
+        return False
+    latest_silence = (Alert.objects.filter(rule_id=alert.rule_id, key=alert.key, silenced_until__gt=now)
+                      .values_list("silenced_until", flat=True).first())
+    return latest_silence is None
+
+
+def _notice(alert: Alert, kind: str, event_type: str, when: datetime, p: Point, now: datetime, note: str = "",
+            counts: bool = True) -> None:
+    """Record one notice in the alert's history and publish it unless old or silenced.
+    ``counts``: a firing or growth notice (matched against the replay's notices)."""
+    alert.notifications += 1 if counts else 0
+    alert.save()
+    notify = _may_notify(alert, when, now)
+    if notify:
+        publish(event_type, alert_payload(alert), scope_key=f"{alert.scope}:{alert.key}", alert=alert)
+    if not note and not notify:
+        note = "silenced" if when >= now - NOTIFY_LOOKBACK else "found on replaying stored history; not sent"
+    AlertUpdate.objects.create(alert=alert, kind=kind, window_start=when, value=p.value, ratio=round(p.ratio, 4),
+                               notified=notify, note=note[:300])
 
 
 def _link_items(alert: Alert, start: datetime, end: datetime) -> None:
+    """The evidence: the news items of the alert's key in its windows (negative ones
+    for the negative metrics), up to MAX_ALERT_ITEMS."""
     have = alert.items.count()
     if have >= MAX_ALERT_ITEMS:
         return
@@ -210,17 +307,91 @@ def _link_items(alert: Alert, start: datetime, end: datetime) -> None:
         qs = qs.filter(classification__topic=alert.key)
     if alert.rule.metric in (AlertRule.Metric.NEGATIVE_COUNT, AlertRule.Metric.NEGATIVE_SHARE):
         qs = qs.filter(classification__sentiment="negative")
+    linked = set(alert.items.values_list("pk", flat=True))
     items = [it for it in qs.order_by("published_at")[:2000]
-             if alert.scope == Scope.TOPIC or alert.key in (it.tickers or [])]
+             if it.pk not in linked and (alert.scope == Scope.TOPIC or alert.key in (it.tickers or []))]
     alert.items.add(*items[:MAX_ALERT_ITEMS - have])
+
+
+# --- staff actions -----------------------------------------------------------------
+
+def acknowledge(alert: Alert, user) -> Alert:
+    now = timezone.now()
+    with transaction.atomic():
+        Alert.objects.filter(pk=alert.pk).update(acknowledged_at=now,
+                                                 acknowledged_by=user if getattr(user, "pk", None) else None)
+        AlertUpdate.objects.create(alert=alert, kind=AlertUpdate.Kind.ACKNOWLEDGED, at=now,
+                                   note=f"by {getattr(user, 'username', '') or 'staff'}"[:300])
+    alert.refresh_from_db()
+    return alert
+
+
+def silence(alert: Alert, user, hours: float) -> Alert:
+    """No webhooks for this rule and key for ``hours`` (the alerts are still recorded)."""
+    if not 0 < hours <= 24 * 30:
+        raise ValueError("silence for between a few minutes and 30 days (hours in (0, 720])")
+    now = timezone.now()
+    until = now + timedelta(hours=hours)
+    with transaction.atomic():
+        Alert.objects.filter(pk=alert.pk).update(silenced_until=until)
+        AlertUpdate.objects.create(alert=alert, kind=AlertUpdate.Kind.SILENCED, at=now,
+                                   note=f"until {until:%Y-%m-%d %H:%M} UTC by "
+                                        f"{getattr(user, 'username', '') or 'staff'}"[:300])
+    alert.refresh_from_db()
+    return alert
+
+
+# --- preview / backtest --------------------------------------------------------------
+
+def backtest(rule: AlertRule, now: datetime | None = None, keys: list[str] | None = None) -> dict:
+    """What ``rule`` (saved or not) would have fired over the stored buckets: per key the
+    series, the level, and the alerts; plus alerts per week. Writes nothing."""
+    now = now or timezone.now()
+    cfg = detector_config(rule)
+    out_keys = []
+    total = 0
+    span_s = 0.0
+    for key in keys or rule_keys(rule):
+        r = replay(rule, key, now, cfg)
+        if not r.starts:
+            continue
+        span_s = max(span_s, (r.starts[-1] - r.starts[0]).total_seconds() + BUCKET_SECONDS[rule.window])
+        total += len(r.episodes)
+        out_keys.append({
+            "key": key,
+            "starts": [s.isoformat() for s in r.starts],
+            "values": [p.value for p in r.points],
+            "levels": [p.level if p.warm else None for p in r.points],
+            "alerts": [{"started_at": ep.started.isoformat(), "index": r.starts.index(ep.started),
+                        "value": ep.opened.value, "ratio": round((ep.peak or ep.opened).ratio, 2),
+                        "updates": len(ep.notices) - 1,
+                        "resolved_at": ep.resolved.isoformat() if ep.resolved else None,
+                        "explanation": explain(ep.opened, cfg)} for ep in r.episodes],
+        })
+    weeks = span_s / (7 * DAY) if span_s else 0.0
+    return {"keys": out_keys, "alerts": total, "weeks": round(weeks, 2),
+            "alerts_per_week": round(total / weeks, 2) if weeks else 0.0, "window": rule.window}
+
+
+# --- payload -------------------------------------------------------------------------
+
+def alert_url(alert: Alert) -> str:
+    """Absolute link to the alert's page (``AIGC_PUBLIC_URL`` + path; the path alone without it)."""
+    from django.conf import settings
+    from django.urls import reverse
+
+    base = (getattr(settings, "AIGC_PUBLIC_URL", "") or "").rstrip("/")
+    return base + reverse("sentiment:alert", args=[alert.pk])
 
 
 def alert_payload(alert: Alert) -> dict:
     items = list(alert.items.order_by("published_at")[:20])
     return {
         "alert_id": alert.pk,
+        "url": alert_url(alert),
+        "explanation": alert.explanation,
         "rule": {"id": alert.rule_id, "name": alert.rule.name, "metric": alert.rule.metric,
-                 "window": alert.rule.window},
+                 "direction": alert.rule.direction, "window": alert.rule.window},
         "scope": alert.scope,
         "key": alert.key,
         "state": alert.state,
@@ -230,7 +401,8 @@ def alert_payload(alert: Alert) -> dict:
         "value": alert.value,
         "peak_value": alert.peak_value,
         "baseline": alert.baseline,
-        "z": round(alert.z, 3),
+        "ratio": round(alert.peak_ratio, 3),
+        "notifications": alert.notifications,
         "items": [{"id": it.pk, "headline": it.headline, "url": it.url,
                    "published_at": it.published_at.isoformat()} for it in items],
     }

@@ -226,28 +226,22 @@ class TrendList(generics.ListAPIView, SentimentAPIView):
 
 # --- rules and alerts -----------------------------------------------------------
 
+# Sane bounds of the detector's settings (the rules page uses the same ones).
+RULE_LIMITS = {"history_days": (2, 90), "quantile": (0.5, 0.999), "ratio": (1.0, 100.0), "rearm_hours": (0, 24 * 14),
+               "growth": (1.05, 1000.0)}
+
 class AlertRuleSerializer(serializers.ModelSerializer):
     class Meta:
         model = AlertRule
-        fields = ["id", "name", "scope", "key", "metric", "window", "sensitivity_z", "min_volume", "history",
-                  "warmup", "pending_for", "resolve_after", "cooldown_minutes", "enabled", "created_at"]
-        read_only_fields = ["created_at"]
-
-    def validate_sensitivity_z(self, value):
-        if not 0.5 <= value <= 50:
-            raise serializers.ValidationError("must be between 0.5 and 50")
-        return value
-
-    def validate_history(self, value):
-        if not 3 <= value <= 2000:
-            raise serializers.ValidationError("must be between 3 and 2000 windows")
-        return value
+        fields = ["id", "name", "scope", "key", "metric", "direction", "window", "history_days", "quantile", "ratio",
+                  "rearm_hours", "growth", "min_volume", "enabled", "revision", "created_at"]
+        read_only_fields = ["created_at", "revision"]
 
     def validate(self, attrs):
-        history = attrs.get("history", getattr(self.instance, "history", 48))
-        warmup = attrs.get("warmup", getattr(self.instance, "warmup", 12))
-        if warmup > history:
-            raise serializers.ValidationError({"warmup": "cannot exceed history"})
+        for name, (lo, hi) in RULE_LIMITS.items():
+            value = attrs.get(name)
+            if value is not None and not lo <= value <= hi:
+                raise serializers.ValidationError({name: f"must be between {lo} and {hi}"})
         scope = attrs.get("scope", getattr(self.instance, "scope", Scope.TOPIC))
         key = attrs.get("key", getattr(self.instance, "key", ""))
         if scope == Scope.TOPIC and key and key not in conf.topics():
@@ -285,7 +279,8 @@ class AlertSerializer(serializers.ModelSerializer):
     class Meta:
         model = Alert
         fields = ["id", "rule", "rule_name", "scope", "key", "state", "started_at", "fired_at", "resolved_at",
-                  "value", "peak_value", "baseline", "z", "items"]
+                  "value", "peak_value", "baseline", "peak_ratio", "explanation", "notifications",
+                  "acknowledged_at", "silenced_until", "items"]
 
     def get_items(self, obj) -> list[dict]:
         return [{"id": i.pk, "headline": i.headline, "url": i.url} for i in obj.items.all()[:20]]

@@ -152,23 +152,32 @@ class TrendBucket(models.Model):
 
 
 class AlertRule(models.Model):
+    """A spike (or drop) rule over one metric of the trend buckets; the defaults are
+    what ``bench/spikes.py`` scores (``apps/sentiment/detector.py`` explains the detector)."""
+
     class Metric(models.TextChoices):
         NEGATIVE_COUNT = "negative_count", "negative count"
         NEGATIVE_SHARE = "negative_share", "negative share"
+        COUNT = "count", "volume (all items)"
+
+    class Direction(models.TextChoices):
+        HIGH = "high", "spike (above the busiest 1%)"
+        LOW = "low", "drop (below the quietest 1%: a feed outage)"
 
     name = models.CharField(max_length=200)
     scope = models.CharField(max_length=8, choices=Scope.choices, default=Scope.TOPIC)
     key = models.CharField(max_length=40, blank=True, help_text="one topic or ticker; blank = every key")
     metric = models.CharField(max_length=16, choices=Metric.choices, default=Metric.NEGATIVE_COUNT)
-    window = models.CharField(max_length=3, choices=BucketSize.choices, default=BucketSize.H1)
-    sensitivity_z = models.FloatField(default=4.0, help_text="robust z-score that counts as a spike")
-    min_volume = models.PositiveIntegerField(default=5, help_text="items in the window before it can breach")
-    history = models.PositiveIntegerField(default=48, help_text="past windows in the baseline")
-    warmup = models.PositiveIntegerField(default=12, help_text="past windows needed before scoring")
-    pending_for = models.PositiveIntegerField(default=1, help_text="breaching windows before firing (1 = at once)")
-    resolve_after = models.PositiveIntegerField(default=1, help_text="quiet windows before resolving")
-    cooldown_minutes = models.PositiveIntegerField(default=60, help_text="no new alert this long after one resolves")
+    direction = models.CharField(max_length=4, choices=Direction.choices, default=Direction.HIGH)
+    window = models.CharField(max_length=3, choices=BucketSize.choices, default=BucketSize.M5)
+    history_days = models.PositiveIntegerField(default=10, help_text="days of the key's own history in the baseline")
+    quantile = models.FloatField(default=0.99, help_text="baseline level: 0.99 = the busiest 1% of windows")
+    ratio = models.FloatField(default=2.0, help_text="an alert opens at this many times the baseline level")
+    rearm_hours = models.PositiveIntegerField(default=24, help_text="a new alert must top every window of this span")
+    growth = models.FloatField(default=2.0, help_text="an open alert is re-notified when it grows by this factor")
+    min_volume = models.PositiveIntegerField(default=3, help_text="items in the window before it can alert")
     enabled = models.BooleanField(default=True)
+    revision = models.PositiveIntegerField(default=1, help_text="bumped when an edit changes what it detects")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -196,19 +205,27 @@ class Alert(models.Model):
         PENDING = "pending"
         FIRING = "firing"
         RESOLVED = "resolved"
-        CANCELLED = "cancelled", "cancelled (cleared while pending)"
+        CANCELLED = "cancelled", "withdrawn (the re-evaluated windows no longer meet the rule)"
 
     rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="alerts")
+    rule_revision = models.PositiveIntegerField(default=1)
     scope = models.CharField(max_length=8, choices=Scope.choices)
     key = models.CharField(max_length=40)
     state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING, db_index=True)
-    started_at = models.DateTimeField(help_text="start of the first breaching window")
+    started_at = models.DateTimeField(help_text="start of the window that opened the alert")
     fired_at = models.DateTimeField(null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
-    value = models.FloatField(default=0.0, help_text="metric in the latest breaching window")
+    value = models.FloatField(default=0.0, help_text="metric in the window last notified")
     peak_value = models.FloatField(default=0.0)
-    baseline = models.FloatField(default=0.0)
-    z = models.FloatField(default=0.0)
+    baseline = models.FloatField(default=0.0, help_text="the key's busiest-1% level when it opened")
+    excess = models.FloatField(default=0.0, help_text="log-excess over the baseline at the last notification")
+    peak_ratio = models.FloatField(default=1.0, help_text="peak (value + c) / (baseline + c)")
+    notifications = models.PositiveIntegerField(default=0, help_text="firing + updates sent")
+    explanation = models.CharField(max_length=300, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                        related_name="+")
+    silenced_until = models.DateTimeField(null=True, blank=True, help_text="no webhooks for this rule and key until")
     items = models.ManyToManyField(NewsItem, blank=True, related_name="alerts")
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -223,13 +240,41 @@ class Alert(models.Model):
     def __str__(self) -> str:
         return f"{self.rule} {self.scope}:{self.key} {self.state}"
 
+    def is_silenced(self, now=None) -> bool:
+        return self.silenced_until is not None and self.silenced_until > (now or timezone.now())
+
+
+class AlertUpdate(models.Model):
+    """The alert's history: each notification, resolution, withdrawal and staff action."""
+
+    class Kind(models.TextChoices):
+        FIRING = "firing"
+        UPDATED = "updated", "updated (the burst grew)"
+        RESOLVED = "resolved"
+        REOPENED = "reopened", "re-opened (late or re-labelled news)"
+        WITHDRAWN = "withdrawn", "withdrawn (late or re-labelled news)"
+        ACKNOWLEDGED = "acknowledged"
+        SILENCED = "silenced"
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="updates")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    window_start = models.DateTimeField(null=True, blank=True)
+    value = models.FloatField(null=True, blank=True)
+    ratio = models.FloatField(null=True, blank=True)
+    note = models.CharField(max_length=300, blank=True)
+    notified = models.BooleanField(default=False, help_text="a webhook message was published")
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["at", "id"]
+
 
 def new_webhook_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
 class WebhookSubscription(models.Model):
-    EVENT_TYPES = ["alert.firing", "alert.resolved"]
+    EVENT_TYPES = ["alert.firing", "alert.updated", "alert.resolved"]
 
     url = models.URLField(max_length=1000)
     description = models.CharField(max_length=200, blank=True)

@@ -164,15 +164,16 @@ def correct_label(request, pk: int):
 class RuleForm(forms.ModelForm):
     class Meta:
         model = AlertRule
-        fields = ["name", "scope", "key", "metric", "window", "sensitivity_z", "min_volume", "history", "warmup",
-                  "pending_for", "resolve_after", "cooldown_minutes", "enabled"]
+        fields = ["name", "scope", "key", "metric", "direction", "window", "ratio", "history_days", "quantile",
+                  "rearm_hours", "growth", "min_volume", "enabled"]
 
     def clean(self):
+        from apps.sentiment.api import RULE_LIMITS
+
         data = super().clean()
-        if data.get("warmup") and data.get("history") and data["warmup"] > data["history"]:
-            self.add_error("warmup", "cannot exceed history")
-        if data.get("sensitivity_z") is not None and not 0.5 <= data["sensitivity_z"] <= 50:
-            self.add_error("sensitivity_z", "must be between 0.5 and 50")
+        for name, (lo, hi) in RULE_LIMITS.items():
+            if data.get(name) is not None and not lo <= data[name] <= hi:
+                self.add_error(name, f"must be between {lo} and {hi}")
         key = (data.get("key") or "").strip()
         if data.get("scope") == Scope.TOPIC and key and key not in conf.topics():
             self.add_error("key", f"topic must be one of {', '.join(conf.topics())}")
@@ -214,6 +215,55 @@ def rules_page(request, pk: int | None = None):
         return redirect("sentiment:rules")
     return render(request, "sentiment/rules.html", {
         "form": form, "rule": rule, "rules": AlertRule.objects.all(), "topics": conf.topics()})
+
+
+@staff_member_required
+@require_POST
+def rule_preview(request):
+    """The rules editor's backtest: the unsaved form's rule replayed over the stored
+    buckets (nothing written), as JSON for the preview chart."""
+    from apps.sentiment.alerts import backtest
+
+    form = RuleForm(request.POST)
+    if not form.is_valid():
+        return JsonResponse({"detail": "fix the rule first", "errors": form.errors.get_json_data()}, status=400)
+    rule = form.save(commit=False)
+    keys = [k for k in request.POST.getlist("preview_key") if k] or None
+    return JsonResponse(backtest(rule, keys=keys))
+
+
+@staff_member_required
+def alert_detail(request, pk: int):
+    alert = get_object_or_404(Alert.objects.select_related("rule", "acknowledged_by"), pk=pk)
+    items = alert.items.select_related("classification", "source").order_by("published_at")
+    return render(request, "sentiment/alert_detail.html", {
+        "alert": alert, "items": items, "updates": alert.updates.all(),
+        "messages_sent": alert.messages.order_by("created_at")})
+
+
+@staff_member_required
+@require_POST
+def alert_acknowledge(request, pk: int):
+    from apps.sentiment.alerts import acknowledge
+
+    acknowledge(get_object_or_404(Alert, pk=pk), request.user)
+    messages.success(request, "Alert acknowledged.")
+    return redirect("sentiment:alert", pk=pk)
+
+
+@staff_member_required
+@require_POST
+def alert_silence(request, pk: int):
+    from apps.sentiment.alerts import silence
+
+    alert = get_object_or_404(Alert, pk=pk)
+    try:
+        silence(alert, request.user, float(request.POST.get("hours") or 0))
+    except ValueError as exc:
+        messages.error(request, f"Not silenced: {exc}")
+        return redirect("sentiment:alert", pk=pk)
+    messages.success(request, "Webhooks for this rule and key are silenced until the time shown.")
+    return redirect("sentiment:alert", pk=pk)
 
 
 @staff_member_required

@@ -134,11 +134,25 @@ def publish(event_type: str, data: dict, *, scope_key: str = "", alert=None) -> 
     return message
 
 
-def _send(delivery_id: int, attempt: int, countdown: float | None = None) -> None:
-    from apps.sentiment.tasks import deliver_webhook
+# Tasks are sent by name: services never import tasks (tasks import services), so
+# alerts → webhooks → tasks → alerts is not an import cycle.
+DELIVER_TASK = "apps.sentiment.tasks.deliver_webhook"
+DELIVER_IN_ORDER_TASK = "apps.sentiment.tasks.deliver_in_order"
 
+
+def _task(name: str):
+    """The registered task called ``name`` (the app's autodiscovery registers it on first use)."""
+    from celery import current_app
+
+    if name not in current_app.tasks:
+        current_app.loader.import_default_modules()
+    return current_app.tasks[name]
+
+
+def _send(delivery_id: int, attempt: int, countdown: float | None = None) -> None:
     try:
-        deliver_webhook.apply_async(kwargs={"delivery_id": delivery_id, "attempt": attempt}, countdown=countdown)
+        _task(DELIVER_TASK).apply_async(kwargs={"delivery_id": delivery_id, "attempt": attempt},
+                                                    countdown=countdown)
     except Exception:  # broker down: the sweeper sends it once the broker is back
         log.exception("could not queue delivery %s attempt %s; the sweeper will retry", delivery_id, attempt)
 
@@ -249,11 +263,9 @@ def resend(subscription: WebhookSubscription, delivery_ids: list[int] | None = N
         WebhookSubscription.objects.filter(pk=subscription.pk).update(
             enabled=True, disabled_reason="", disabled_at=None, consecutive_failures=0)
     if ids:
-        from apps.sentiment.tasks import deliver_in_order
-
         def _send_in_order() -> None:
             try:
-                deliver_in_order.delay(delivery_ids=ids)
+                _task(DELIVER_IN_ORDER_TASK).apply_async(kwargs={"delivery_ids": ids})
             except Exception:  # broker down: the sweeper sends them once their lease passes
                 log.exception("could not queue the re-send of %s deliveries", len(ids))
 

@@ -88,8 +88,8 @@ def test_it_creates_rules_with_validation(sentiment_api):
     bad = sentiment_api.post("/sentiment/api/rules/", {"name": "x", "scope": "topic", "key": "weather"},
                              format="json")
     assert bad.status_code == 400 and "topic must be one of" in bad.json()["detail"]
-    bad = sentiment_api.post("/sentiment/api/rules/", {"name": "x", "history": 5, "warmup": 9}, format="json")
-    assert bad.status_code == 400 and "warmup" in bad.json()["detail"]
+    bad = sentiment_api.post("/sentiment/api/rules/", {"name": "x", "quantile": 1.5}, format="json")
+    assert bad.status_code == 400 and "quantile" in bad.json()["detail"]
     assert sentiment_api.get("/sentiment/api/alerts/").json()["count"] == 0
 
 

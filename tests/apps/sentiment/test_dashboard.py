@@ -51,20 +51,67 @@ def test_it_serves_timeline_json_with_alert_markers(staff_client):
     assert staff_client.get("/sentiment/timeline.json?size=2h").status_code == 400
 
 
+RULE_FORM = {"metric": "negative_count", "direction": "high", "window": "1h", "ratio": 2, "history_days": 10,
+             "quantile": 0.99, "rearm_hours": 24, "growth": 2, "min_volume": 3, "enabled": "on"}
+
+
 def test_it_edits_rules_with_validation(staff_client):
-    r = staff_client.post("/sentiment/rules/", {"name": "bad", "scope": "topic", "key": "weather",
-                                                "metric": "negative_count", "window": "1h", "sensitivity_z": 4,
-                                                "min_volume": 5, "history": 48, "warmup": 12, "pending_for": 1,
-                                                "resolve_after": 1, "cooldown_minutes": 60, "enabled": "on"})
+    r = staff_client.post("/sentiment/rules/", {**RULE_FORM, "name": "bad", "scope": "topic", "key": "weather"})
     assert r.status_code == 200 and "topic must be one of" in r.content.decode()
+    r = staff_client.post("/sentiment/rules/", {**RULE_FORM, "name": "bad", "scope": "topic", "quantile": 2})
+    assert r.status_code == 200 and "must be between" in r.content.decode()
     from apps.sentiment.models import Company
 
     Company.objects.create(ticker="ACME", name="Acme Corp")  # a company key must name a known company
-    r = staff_client.post("/sentiment/rules/", {"name": "ok", "scope": "company", "key": "$acme",
-                                                "metric": "negative_share", "window": "1d", "sensitivity_z": 4,
-                                                "min_volume": 5, "history": 20, "warmup": 7, "pending_for": 1,
-                                                "resolve_after": 1, "cooldown_minutes": 60, "enabled": "on"})
+    r = staff_client.post("/sentiment/rules/", {**RULE_FORM, "name": "ok", "scope": "company", "key": "$acme",
+                                                "metric": "negative_share", "window": "1d"})
     assert r.status_code == 302 and AlertRule.objects.get().key == "ACME"
+
+
+def test_the_rules_editor_previews_an_unsaved_rule_over_the_stored_buckets(staff_client):
+    from datetime import timedelta
+
+    from .conftest import T0, make_item
+
+    for h in range(60):
+        for i in range(1 + h % 2 + (12 if h == 50 else 0)):
+            make_item(topic="credit", sentiment="negative", published_at=T0 + timedelta(hours=h, minutes=4 * i))
+    r = staff_client.post("/sentiment/rules/preview/", {**RULE_FORM, "name": "try", "scope": "topic",
+                                                        "key": "credit"})
+    data = r.json()
+    assert r.status_code == 200 and data["alerts"] == 1 and not AlertRule.objects.exists()
+    (k,) = data["keys"]
+    assert k["alerts"][0]["started_at"].startswith("2026-10-03T02:00") and "busiest 1%" in k["alerts"][0]["explanation"]
+    assert data["alerts_per_week"] > 0
+    bad = staff_client.post("/sentiment/rules/preview/", {**RULE_FORM, "name": "x", "scope": "topic", "ratio": 0})
+    assert bad.status_code == 400 and bad.json()["detail"]
+
+
+def test_the_alert_page_shows_evidence_history_and_takes_ack_and_silence(staff_client):
+    from datetime import timedelta
+
+    from apps.sentiment import alerts
+
+    from .conftest import T0, make_item
+
+    rule = AlertRule.objects.create(name="credit", scope="topic", key="credit", window="1h", history_days=3)
+    for h in range(60):
+        for i in range(1 + h % 2 + (12 if h == 50 else 0)):
+            make_item(topic="credit", sentiment="negative", published_at=T0 + timedelta(hours=h, minutes=4 * i),
+                      headline=f"Credit item {h}-{i}")
+    alerts.evaluate_rules(now=T0 + timedelta(hours=60))
+    alert = rule.alerts.get()
+    page = staff_client.get(f"/sentiment/alerts/{alert.pk}/").content.decode()
+    from django.utils.html import escape
+
+    assert escape(alert.explanation) in page and "Credit item 50-0" in page and "<td>sent</td>" in page
+    staff_client.post(f"/sentiment/alerts/{alert.pk}/acknowledge/")
+    staff_client.post(f"/sentiment/alerts/{alert.pk}/silence/", {"hours": "24"})
+    alert.refresh_from_db()
+    assert alert.acknowledged_at is not None and alert.is_silenced()
+    page = staff_client.get(f"/sentiment/alerts/{alert.pk}/").content.decode()
+    assert "acknowledged" in page and "silenced" in page.lower()
+    assert f"/sentiment/alerts/{alert.pk}/" in staff_client.get("/sentiment/alerts/").content.decode()
 
 
 def test_it_shows_delivery_logs_and_the_disabled_reason(staff_client, settings):

@@ -1,98 +1,112 @@
-"""The pure detector: robust z-scores and the pending → firing → resolved machine."""
+"""The pure detector: scale-free log-excess over the series' own busiest 1%, one alert per burst."""
+import math
+
 import numpy as np
 
-from apps.sentiment.detector import (
-    AlertState,
-    DetectorConfig,
-    StateConfig,
-    detect,
-    fired_intervals,
-    score_point,
-    score_series,
-    step,
-)
+from apps.sentiment.detector import DAY, Detector, DetectorConfig, detect, excess_series, fired_intervals
+
+STEP = 3600.0  # hourly windows
 
 
-def noise(n=300, lam=6.0, seed=0):
-    return np.random.default_rng(seed).poisson(lam, n).astype(float)
+def daily_cycle(days=30, base=20.0, amp=0.6, seed=0):
+    """Poisson counts with a strong day/night cycle (busy mornings, quiet nights)."""
+    rng = np.random.default_rng(seed)
+    hours = np.arange(days * 24)
+    lam = base * (1 + amp * np.sin(2 * np.pi * (hours % 24) / 24))
+    return rng.poisson(lam).astype(float)
 
 
-def test_it_fires_on_an_injected_burst():
-    values = noise()
-    values[200:206] += 25
-    events = detect(values, DetectorConfig(z_threshold=4, min_volume=5))
-    fired = fired_intervals(events)
-    assert len(fired) == 1
-    fired_at, resolved_at = fired[0]
-    assert 200 <= fired_at <= 201
+def kinds(events):
+    return [e.kind for e in events]
 
 
-def test_it_stays_quiet_on_stationary_noise_of_the_same_volume():
+def test_it_fires_once_per_burst():
+    values = daily_cycle()
+    values[500:506] += 150  # a six-hour burst
+    events = detect(values, DetectorConfig(), step_s=STEP)
+    assert kinds(events).count("firing") == 1
+    (fired_at, resolved_at), = fired_intervals(events)
+    assert 500 * STEP <= fired_at <= 501 * STEP
+    assert resolved_at is not None and 506 * STEP <= resolved_at <= 508 * STEP
+
+
+def test_a_ragged_burst_with_quiet_windows_inside_gives_one_alert():
+    values = daily_cycle(seed=2)
+    values[400:412] += np.array([150, 150, 0, 150, 150, 0, 0, 150, 150, 150, 0, 150])
+    assert kinds(detect(values, DetectorConfig(), step_s=STEP)).count("firing") == 1
+
+
+def test_a_burst_that_grows_past_the_factor_updates_the_same_alert():
+    values = daily_cycle(seed=3)
+    values[500:510] += [80, 80, 300, 300, 1200, 1200, 80, 80, 0, 0]
+    events = detect(values, DetectorConfig(growth=2.0), step_s=STEP)
+    assert kinds(events).count("firing") == 1
+    updates = [e for e in events if e.kind == "updated"]
+    assert len(updates) == 2  # ×4 over the opening level, then ×4 again
+    assert all(u.started == events[0].started for u in updates)
+    # Growth below the factor is not re-notified.
+    values2 = daily_cycle(seed=3)
+    values2[500:510] += [80, 80, 100, 110, 120, 120, 80, 80, 0, 0]
+    assert "updated" not in kinds(detect(values2, DetectorConfig(growth=2.0), step_s=STEP))
+
+
+def test_a_daily_cycle_alone_never_alerts():
     for seed in range(5):
-        values = noise(seed=seed + 10)
-        values += 25 * 6 / len(values)  # the burst's volume spread evenly
-        assert fired_intervals(detect(values, DetectorConfig(z_threshold=4))) == []
+        values = daily_cycle(days=40, seed=10 + seed, amp=0.9)
+        assert kinds(detect(values, DetectorConfig(threshold=math.log(2)), step_s=STEP)) == []
 
 
-def test_it_resolves_when_the_burst_ends():
-    values = noise(seed=3)
-    values[150:155] += 30
-    (fired_at, resolved_at), = fired_intervals(detect(values, DetectorConfig()))
-    assert resolved_at is not None
-    assert 155 <= resolved_at <= 157
+def test_the_same_burst_scaled_by_100_gives_the_same_decision():
+    values = daily_cycle(base=30.0, seed=5)
+    values[600:604] += 200
+    small = detect(values, DetectorConfig(threshold=math.log(2)), step_s=STEP)
+    large = detect(values * 100, DetectorConfig(threshold=math.log(2)), step_s=STEP)
+    assert [(e.kind, e.t) for e in small] == [(e.kind, e.t) for e in large]
+    assert kinds(small).count("firing") == 1
+    # And the explanation's ratio is (nearly) the same: log(x + 1) is scale-free up to the +1.
+    assert abs(small[0].point.ratio - large[0].point.ratio) / large[0].point.ratio < 0.05
 
 
-def test_it_never_fires_twice_for_one_burst():
-    values = noise(seed=4)
-    # A ragged burst: one dip below the threshold in the middle.
-    values[100:112] += np.array([30, 30, 30, 0, 30, 30, 30, 30, 0, 30, 30, 30])
-    events = detect(values, DetectorConfig(), StateConfig(resolve_after=2, cooldown=10))
-    assert [e.kind for e in events].count("firing") == 1
+def test_a_quiet_and_a_chatty_topic_share_one_threshold():
+    quiet, chatty = daily_cycle(base=2.0, seed=6), daily_cycle(base=200.0, seed=7)
+    quiet[300:303] += 20
+    chatty[300:303] += 2000
+    cfg = DetectorConfig(threshold=math.log(2), min_volume=3)
+    for values in (quiet, chatty):
+        fired = fired_intervals(detect(values, cfg, step_s=STEP))
+        assert [int(f / STEP) for f, _ in fired] == [300]
 
 
-def test_it_honours_cooldown_after_resolving():
-    state = AlertState()
-    cfg = StateConfig(cooldown=10)
-    state, ev = step(state, True, 0, cfg)
-    assert [e.kind for e in ev] == ["pending", "firing"]
-    state, ev = step(state, False, 1, cfg)
-    assert [e.kind for e in ev] == ["resolved"]
-    state, ev = step(state, True, 5, cfg)
-    assert ev == [] and state.state == "inactive"
-    state, ev = step(state, True, 11, cfg)
-    assert [e.kind for e in ev] == ["pending", "firing"]
+def test_the_excess_reads_as_times_the_busiest_one_percent():
+    values = [10.0] * (15 * 24) + [54.0]
+    p = excess_series(values, DetectorConfig(), step_s=STEP)[-1]
+    assert p.level == 10.0
+    assert math.isclose(p.ratio, 55 / 11) and math.isclose(p.excess, math.log(55 / 11))
 
 
-def test_it_waits_pending_for_before_firing_and_cancels_when_cleared():
-    cfg = StateConfig(pending_for=3)
-    state, ev = step(AlertState(), True, 0, cfg)
-    assert state.state == "pending" and [e.kind for e in ev] == ["pending"]
-    state, ev = step(state, True, 1, cfg)
-    assert state.state == "pending" and ev == []
-    state, ev = step(state, False, 2, cfg)
-    assert state.state == "inactive" and [e.kind for e in ev] == ["cancelled"]
-    for t in range(3, 6):
-        state, ev = step(state, True, t, cfg)
-    assert state.state == "firing" and [e.kind for e in ev] == ["firing"] and ev[0].started == 3
+def test_nothing_alerts_during_warm_up():
+    values = [0.0] * 10 + [500.0]
+    assert detect(values, DetectorConfig(warmup_s=DAY), step_s=STEP) == []
 
 
-def test_it_needs_warmup_and_minimum_volume():
-    cfg = DetectorConfig(warmup=5, min_volume=10)
-    assert score_point(100, [1, 1, 1], cfg).reason == "warm-up"
-    low = score_point(8, [0, 0, 0, 0, 0, 0], cfg)
-    assert not low.breaching and low.reason == "low volume"
-    share = score_point(0.9, [0.1] * 10, DetectorConfig(warmup=5, min_volume=10, min_scale=0.1,
-                                                        count_series=False), volume=20)
-    assert share.breaching and round(share.z, 6) == 8.0
+def test_a_low_side_rule_fires_on_a_feed_outage_and_resolves_when_it_returns():
+    values = daily_cycle(base=40.0, amp=0.3, seed=8)
+    values[500:520] = 0  # the feed stops for 20 hours
+    events = detect(values, DetectorConfig(direction="low"), step_s=STEP)
+    assert kinds(events) == ["firing", "resolved"]
+    assert 500 * STEP <= events[0].t <= 502 * STEP and 520 * STEP <= events[1].t <= 521 * STEP
+    # The spike rule is blind to it, the drop rule to a spike.
+    assert "firing" not in kinds(detect(values, DetectorConfig(), step_s=STEP))
+    spiky = daily_cycle(base=40.0, amp=0.3, seed=8)
+    spiky[500:505] += 400
+    assert "firing" not in kinds(detect(spiky, DetectorConfig(direction="low"), step_s=STEP))
 
 
-def test_it_uses_a_robust_baseline_that_outliers_do_not_drag():
-    history = [5, 6, 5, 4, 6, 5, 500, 5, 6, 4, 5, 5]
-    s = score_point(30, history, DetectorConfig(warmup=5))
-    assert s.baseline == 5 and s.breaching
-
-
-def test_it_round_trips_state_through_json_dicts():
-    state, _ = step(AlertState(), True, 7, StateConfig(pending_for=2))
-    assert AlertState.from_dict(state.to_dict()) == state
-    assert len(score_series([1, 2, 3], DetectorConfig())) == 3
+def test_the_detector_is_incremental():
+    values = daily_cycle(seed=9)
+    values[450:455] += 300
+    whole = detect(values, DetectorConfig(), step_s=STEP)
+    det, stepped = Detector(DetectorConfig()), []
+    for i, v in enumerate(values):
+        stepped += det.step(i * STEP, float(v))[1]
+    assert [(e.kind, e.t) for e in whole] == [(e.kind, e.t) for e in stepped]

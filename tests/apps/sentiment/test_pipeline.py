@@ -36,10 +36,10 @@ def test_it_delivers_a_signed_alert_for_a_burst_pushed_through_the_api(registere
                                                                        sentiment_api):
     settings.AIGC_ALLOW_PRIVATE_URLS = True
     now = timezone.now()
-    for k in range(1, 13):  # an hour of quiet credit news before the burst
-        make_item(topic="credit", sentiment="neutral", published_at=now - timedelta(minutes=5 * k))
+    for k in range(1, 13):  # quiet credit news for the day before the burst (the detector's warm-up)
+        make_item(topic="credit", sentiment="neutral", published_at=now - timedelta(hours=2 * k + 1))
     AlertRule.objects.create(name="credit 5m", scope="topic", key="credit", metric="negative_count", window="5m",
-                             history=12, warmup=6, min_volume=3, sensitivity_z=3)
+                             min_volume=3)
     with Receiver() as rx:
         sub = webhooks.create_subscription(rx.url, event_types=["alert.firing"])
         burst = [{"url": f"https://burst.example/{i}", "headline": f"{co} downgraded to junk as debt mounts"}

@@ -18,11 +18,9 @@ FIXTURES = Path(settings.BASE_DIR) / "fixtures" / "sentiment"
 
 DEMO_RULES = [
     {"name": "Negative news spike (hourly, any topic)", "scope": "topic", "key": "", "metric": "negative_count",
-     "window": "1h", "history": 168, "warmup": 24, "min_volume": 5, "sensitivity_z": 5.0, "pending_for": 1,
-     "resolve_after": 2, "cooldown_minutes": 180},
-    {"name": "Negative share jump (daily, any topic)", "scope": "topic", "key": "", "metric": "negative_share",
-     "window": "1d", "history": 21, "warmup": 7, "min_volume": 10, "sensitivity_z": 4.0, "pending_for": 1,
-     "resolve_after": 1, "cooldown_minutes": 1440},
+     "window": "1h", "history_days": 14, "ratio": 2.0, "min_volume": 5},
+    {"name": "Negative news spike (daily, any topic)", "scope": "topic", "key": "", "metric": "negative_count",
+     "window": "1d", "history_days": 14, "ratio": 2.0, "min_volume": 5},
 ]
 
 
@@ -63,4 +61,4 @@ class Command(BaseCommand):
             classify_news.run(job_id=job.pk)
         for a in Alert.objects.exclude(state=Alert.State.CANCELLED).select_related("rule").order_by("started_at"):
             self.stdout.write(f"  alert [{a.state}] {a.rule.name}: {a.scope}={a.key} from {a.started_at:%Y-%m-%d %H:%M}"
-                              f" value {a.peak_value:.2f} vs baseline {a.baseline:.2f} ({a.items.count()} news)")
+                              f": {a.explanation} ({a.items.count()} news)")
