@@ -113,7 +113,6 @@ def ten_shot(training, train, test, etr, ete, seeds, data_hash) -> dict:
     seeds, so the same figures) is reused instead of recomputed: on 2 shared cores the
     10-shot fine-tunes can run beside the full-data one."""
     import json
-
     import os
 
     cache = _ten_shot_cache(data_hash, seeds)
