@@ -12,6 +12,10 @@ renamed into place, so it appears whole or not at all; a crash leaves at most a
 ``.tmp-*`` directory that every reader ignores. CURRENT is replaced atomically.
 ``load_path`` re-hashes the files, so a corrupt or truncated artifact raises
 ``ArtifactCorrupt`` instead of loading half a model.
+
+Retention: with ``keep_versions=N`` each save removes the oldest versions beyond
+the newest N (never the promoted one); ``disk_usage`` tells a dashboard what the
+versions weigh.
 """
 from __future__ import annotations
 
@@ -96,8 +100,12 @@ def _json_default(value: Any) -> Any:
 
 
 class Registry:
-    def __init__(self, root: str | Path | None = None):
+    def __init__(self, root: str | Path | None = None, keep_versions: int | None = None):
+        """``keep_versions``: versions kept per name after each save (None or 0: all)."""
+        if keep_versions is not None and keep_versions < 0:
+            raise ValueError("keep_versions must be >= 0")
         self.root = Path(root) if root is not None else artifacts_dir()
+        self.keep_versions = keep_versions or None
 
     # -- writing -----------------------------------------------------------
     def save(
@@ -160,7 +168,43 @@ class Registry:
         mv = self._read(name, version)
         if promote:
             self._write_current(name, version)
+        if self.keep_versions:
+            self.prune(name, self.keep_versions)
         return mv
+
+    def prune(self, name: str, keep: int) -> list[int]:
+        """Remove the oldest versions of ``name`` beyond the newest ``keep``; the promoted
+        version always stays. Each is renamed out of sight first, so a reader never sees
+        half a version. Returns the removed version numbers."""
+        if keep < 1:
+            raise ValueError("keep must be >= 1")
+        current = self._current_version(name)
+        versions = [mv.version for mv in self.versions(name)]
+        keep_set = set(versions[-keep:]) | ({current} if current is not None else set())
+        removed = []
+        base = self._base(name)
+        for v in versions:
+            if v in keep_set:
+                continue
+            hidden = base / f".tmp-removed-{_tag(v)}-{os.getpid()}"
+            try:
+                os.rename(base / _tag(v), hidden)
+            except FileNotFoundError:  # another process pruned it first
+                continue
+            shutil.rmtree(hidden, ignore_errors=True)
+            removed.append(v)
+        return removed
+
+    def disk_usage(self, name: str | None = None) -> dict[str, Any]:
+        """Bytes on disk: {"total": n, "models": {name: {"total": n, "versions": {tag: n}}}}."""
+        names = [name] if name else self.names()
+        out: dict[str, Any] = {"total": 0, "models": {}}
+        for n in names:
+            per = {mv.tag: sum(f.stat().st_size for f in mv.path.rglob("*") if f.is_file())
+                   for mv in self.versions(n)}
+            out["models"][n] = {"total": sum(per.values()), "versions": per}
+            out["total"] += sum(per.values())
+        return out
 
     def promote(self, name: str, version: int) -> ModelVersion:
         """Make ``version`` current, after checking its files."""

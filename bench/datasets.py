@@ -118,18 +118,17 @@ def phrasebank(name: str) -> PhraseBank:
 
 
 def stratified_split(labels: list[str], test_fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    from sklearn.model_selection import train_test_split
+    """(train, test) indices, stratified: the engine's one split helper."""
+    from aigc_core.data.splits import stratified_indices
 
-    idx = list(range(len(labels)))
-    tr, te = train_test_split(idx, test_size=test_fraction, random_state=seed, stratify=labels)
-    return sorted(tr), sorted(te)
+    parts = stratified_indices(labels, validation=test_fraction, seed=seed, min_per_class=1)
+    return parts.train, parts.validation
 
 
 def stratified_folds(labels: list[str], k: int, seed: int) -> list[tuple[list[int], list[int]]]:
-    from sklearn.model_selection import StratifiedKFold
+    from aigc_core.data import splits
 
-    skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    return [(sorted(a.tolist()), sorted(b.tolist())) for a, b in skf.split(labels, labels)]
+    return splits.stratified_folds(labels, k, seed)
 
 
 # -- NAB realTweets ------------------------------------------------------------------

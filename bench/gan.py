@@ -6,8 +6,8 @@ frozen MiniLM embeddings of the training sentences per class;
 ``synthesize_for_rare_classes`` then lifts the smaller classes to the size of the
 largest (neutral on the full data). The classifier is the sentiment app's head (the engine's
 ``EncoderClassifier`` in head mode: MLP head over frozen features, class
-weights, the one Trainer, early stopping on the app's ``split_for_validation``
-rows) trained on the real training features with and without the synthetic
+weights, the one Trainer, early stopping on the validation rows of the app's
+``news_splits``) trained on the real training features with and without the synthetic
 rows; a tuned logistic regression is run the same two ways. Figures: macro-F1
 and negative-class F1 on the test side, the discriminator's held-out accuracy
 (0.5 = cannot tell) and the Fréchet distance real vs generated (with the
@@ -87,7 +87,7 @@ def run(quick: bool) -> dict:
     setup_django()
     from aigc_core.models.classifier import frozen_features
     from aigc_core.models.gan import GANConfig, frechet_distance, train_gan
-    from apps.sentiment.training import split_for_validation
+    from apps.sentiment.training import news_splits
 
     sw = Stopwatch()
     pb = datasets.phrasebank("50")
@@ -97,7 +97,8 @@ def run(quick: bool) -> dict:
         feats = frozen_features(d.texts)  # the engine's scaled frozen features (head inputs)
     scale = math.sqrt(feats.shape[1])
     tr_texts = [d.texts[i] for i in tr]
-    fit_rel, val_rel = split_for_validation(tr_texts)
+    parts = news_splits(tr_texts)
+    fit_rel, val_rel = sorted(parts.train + parts.calibration), parts.validation  # no threshold here
     fit_idx, val_idx = [tr[i] for i in fit_rel], [tr[i] for i in val_rel]
     y_fit = [d.labels[i] for i in fit_idx]
     y_val = [d.labels[i] for i in val_idx]
@@ -106,7 +107,7 @@ def run(quick: bool) -> dict:
     counts = {lb: y_fit.count(lb) for lb in LABELS}
     target = max(counts.values())
 
-    seeds = [1234] if quick else [1234, 1235, 1236]
+    seeds = [1234] if quick else [1234, 1235, 1236, 1237, 1238]  # the claim reports its spread over >= 5
     runs = []
     for seed in tqdm(seeds, desc="GAN seeds", unit="seed"):
         with sw("gan_train"):
@@ -154,13 +155,24 @@ def run(quick: bool) -> dict:
     fd = median([r["gan"]["frechet_distance"] for r in runs])
     delta_macro = med("head_gan", "macro_f1") - med("head", "macro_f1")
     delta_neg = med("head_gan", "negative_f1") - med("head", "negative_f1")
-    verdict = ("helps" if delta_macro > 0.005 else "does not help" if delta_macro < -0.005 else "makes no real difference")
+    deltas = [r["head_gan"]["macro_f1"] - r["head"]["macro_f1"] for r in runs]
+    spread = {"per_seed": [round(x, 4) for x in deltas], "min": min(deltas), "max": max(deltas),
+              "std": float(np.std(deltas))}
+    # A claim needs the median beyond noise and the seeds agreeing in sign.
+    if delta_macro > 0.005 and min(deltas) > 0:
+        verdict = "helps"
+    elif delta_macro < -0.005 and max(deltas) < 0:
+        verdict = "does not help"
+    else:
+        verdict = "makes no clear difference"
     return {
         "summary": f"Conditional GAN in MiniLM embedding space; for the app's classifier augmentation {verdict} "
-                   f"(macro-F1 {delta_macro:+.3f}, negative F1 {delta_neg:+.3f}, median of {len(seeds)} seed(s)).",
+                   f"(macro-F1 {delta_macro:+.3f}, per-seed range {spread['min']:+.3f} to {spread['max']:+.3f}; negative F1 "
+                   f"{delta_neg:+.3f}; median of {len(seeds)} seed(s)).",
         "data": {"file": pb.file, "hash": pb.data_hash, "fit": len(fit_idx), "val": len(val_idx), "test": len(te),
                  "fit_counts": counts, "synthetic_per_class": runs[0]["synthetic"]},
         "runs": runs,
+        "macro_f1_delta_spread": spread,
         "gan_summary": {"discriminator_accuracy_median": d_acc, "frechet_distance_median": fd,
                         "frechet_real_vs_real_floor": fd_floor},
         "wall_times": sw.times,
@@ -171,7 +183,9 @@ def run(quick: bool) -> dict:
              f"{d_acc:.3f} (0.5 = cannot tell them apart); Fréchet distance real vs generated {fd:.4f}, against "
              f"{fd_floor:.4f} between two halves of the real embeddings of the same size (the floor).",
              f"Synthetic rows added: {runs[0]['synthetic']} (to {target} per class, the size of the largest class).",
-             f"Median over {len(seeds)} seed(s) (GAN and classifier seeded together); same split and seed as area 2.",
+             f"Median over {len(seeds)} seed(s) (GAN and classifier seeded together); same split and seed as area 2. "
+             f"Macro-F1 change from augmentation per seed: {', '.join(f'{x:+.3f}' for x in deltas)} "
+             f"(std {spread['std']:.3f}).",
              f"Verdict: augmentation {verdict} here; the app keeps it off by default."],
         )],
         "published": ["No published figure for this set-up; the comparison is with and without, same split and seed."],

@@ -1,18 +1,30 @@
 """Area 1 — intent detection on BANKING77 (official split as is: 6 test texts
 also occur in train, train has 4 internal duplicates).
 
-Ours: the support app's ``apps.support.training.train_intent_classifier``,
-called as the app's training job calls it (``holdout_split`` → 80% train /
-20% validation for early stopping; head-only on the frozen MiniLM by default),
-evaluated on the official test set; hand-off curve via the app's
-``coverage_at_precision``. Baselines in the same run: majority class, TF-IDF +
-LR and frozen MiniLM embeddings + LR (C tuned on a held-out 15% of train).
-10-shot: 10 training texts per intent, sampled with fixed seeds.
+Ours: the support bot exactly as the app's training job builds it —
+``apps.support.bot.build_bot`` on BANKING77 turned into (question, intent,
+one answer template per intent) pairs. build_bot splits the pairs with
+``training.intent_splits`` (80% train / 10% validation / 10% calibration),
+trains the intent classifier with the engine recipe (full fine-tune + a
+frozen-feature probe blended in, both chosen on validation), and picks its
+confidence threshold on the calibration rows. We then score, on the official
+test set: the classifier's accuracy, and the bot's own hand-off decision
+(``Bot.candidate`` → ``combine()`` of intent probability and similarity, the
+function the chat API uses) at the threshold the bot chose.
+
+Baselines in the same run: majority class, TF-IDF + LR and frozen MiniLM
+embeddings + LR (C tuned on a held-out 15% of train). 10-shot: 10 training
+texts per intent (fixed seeds); ours = ``training.train_intent_classifier``
+with 1 of each 10 for validation.
 """
 from __future__ import annotations
 
+import random
+import tempfile
 import time
+from pathlib import Path
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from bench import baselines, datasets
@@ -23,6 +35,8 @@ PUBLISHED = [
     "10-shot: 85.19% (USE+ConveRT, Casanueva et al. 2020) to 89.79% (ICDA, 2023).",
 ]
 TARGETS = (0.95, 0.99)
+GOAL_ACCURACY, GOAL_SHOT, GOAL_COVERAGE = 0.94, 0.88, 0.85
+QUICK_PER_INTENT, QUICK_TEST = 20, 770  # quick mode: a stratified slice of train, a slice of test
 
 
 def _progress_bar(desc: str):
@@ -36,58 +50,166 @@ def _progress_bar(desc: str):
     return bar, on_progress
 
 
-def train_ours(training, texts, labels, desc: str, mode: str = "head", epochs: int | None = None):
-    tr, va = training.holdout_split(labels)
-    bar, cb = _progress_bar(desc)
-    kwargs = {"mode": mode}
-    if epochs:
-        kwargs["epochs"] = epochs
-    t0 = time.perf_counter()
-    model, metrics = training.train_intent_classifier(
-        [texts[i] for i in tr], [labels[i] for i in tr], [texts[i] for i in va], [labels[i] for i in va],
-        on_progress=cb, **kwargs)
-    bar.close()
-    return model, metrics, time.perf_counter() - t0, len(tr), len(va)
+def bot_pairs(texts, labels, intents):
+    """BANKING77 as the bot's training data: one answer template per intent."""
+    tid = {lab: i + 1 for i, lab in enumerate(intents)}
+    templates = {tid[lab]: {"text": f"[answer for {lab}]", "intent": lab} for lab in intents}
+    pairs = [{"question": t, "answer": "", "label": lab, "template_id": tid[lab]} for t, lab in zip(texts, labels,
+                                                                                                     strict=True)]
+    return pairs, templates
 
 
-def eval_ours(training, model, test) -> dict:
+def bot_handoff(bot, threshold: float, texts, labels, vecs) -> dict:
+    """Precision and coverage of the bot's own decision on ``texts``: answer when
+    ``Bot.candidate(...).confidence`` (``combine()``) reaches the bot's threshold."""
+    conf, correct = [], []
+    for i, text in enumerate(tqdm(texts, desc="bot hand-off (test)", unit="msg", leave=False)):
+        cand = bot.candidate(text, vecs[i : i + 1])
+        conf.append(cand.confidence)
+        correct.append(cand.template_id is not None and bot.templates[cand.template_id]["intent"] == labels[i])
+    conf_a, ok = np.asarray(conf), np.asarray(correct)
+    answered = conf_a >= threshold
+    return {"threshold": threshold, "coverage": round(float(answered.mean()), 4),
+            "precision": round(float(ok[answered].mean()), 4) if answered.any() else 1.0,
+            "accuracy_all": round(float(ok.mean()), 4), "n": len(texts)}
+
+
+def eval_classifier(training, model, test) -> dict:
     classes = list(model.config.heads["intent"])
     t0 = time.perf_counter()
-    probs = model.predict_proba(test.texts)["intent"]
+    probs = model.predict_proba(test.texts, batch_size=64)["intent"]
     predict_s = time.perf_counter() - t0
     pred = [classes[i] for i in probs.argmax(1)]
     out = baselines.evaluate_predictions(test.labels, pred)
-    out["coverage_at_precision"] = training.coverage_at_precision(probs, test.labels, TARGETS, classes=classes)
+    out["coverage_at_precision_test_oracle"] = training.coverage_at_precision(probs, test.labels, TARGETS,
+                                                                              classes=classes)
     out["predict_texts_per_s"] = len(test.texts) / predict_s
     return out
 
 
+def _quick_slice(train, test):
+    by: dict[str, list[int]] = {}
+    for i, lab in enumerate(train.labels):
+        by.setdefault(lab, []).append(i)
+    rng = random.Random(0)
+    keep = sorted(i for idx in by.values() for i in rng.sample(idx, min(QUICK_PER_INTENT, len(idx))))
+    keep_te = sorted(rng.sample(range(len(test)), min(QUICK_TEST, len(test))))
+    return (datasets.LabelledTexts([train.texts[i] for i in keep], [train.labels[i] for i in keep]),
+            datasets.LabelledTexts([test.texts[i] for i in keep_te], [test.labels[i] for i in keep_te]))
+
+
+def _ten_shot_cache(data_hash: str, seeds) -> Path:
+    import hashlib
+
+    from bench.harness import CACHE_DIR
+
+    code = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+    return CACHE_DIR / f"intent_ten_shot_{data_hash[:12]}_{code}_{'-'.join(map(str, seeds))}.json"
+
+
+def ten_shot(training, train, test, etr, ete, seeds, data_hash) -> dict:
+    """Ours and the baselines on 10 texts per intent, one draw per seed. A result written by
+    ``python -c "import bench.intent as b; b.ten_shot_only()"`` (same code file, data and
+    seeds, so the same figures) is reused instead of recomputed: on 2 shared cores the
+    10-shot fine-tunes can run beside the full-data one."""
+    import json
+    import os
+
+    cache = _ten_shot_cache(data_hash, seeds)
+    if os.environ.get("BENCH_TEN_SHOT_ELSEWHERE") == "1":  # ten_shot_only() runs beside this process
+        deadline = time.time() + 3600
+        while not cache.exists() and time.time() < deadline:
+            time.sleep(10)
+    if cache.exists():
+        out = json.loads(cache.read_text())
+        out["ran_in"] = f"a separate process on the same code ({cache.name})"
+        return out
+    shots = {"ours": [], "frozen_lr": [], "tfidf_lr": [], "ours_detail": []}
+    idx = {t: i for i, t in enumerate(train.texts)}
+    for seed in tqdm(seeds, desc="10-shot", unit="seed"):
+        fs = datasets.few_shot(train, 10, seed)
+        tr, va = training.holdout_split(fs.labels, val_ratio=0.1, seed=seed)
+        bar, cb = _progress_bar(f"ours 10-shot seed {seed}")
+        m, m_metrics = training.train_intent_classifier(
+            [fs.texts[i] for i in tr], [fs.labels[i] for i in tr], [fs.texts[i] for i in va],
+            [fs.labels[i] for i in va], on_progress=cb, seed=seed)
+        bar.close()
+        shots["ours"].append(eval_classifier(training, m, test)["accuracy"])
+        shots["ours_detail"].append({k: v for k, v in m_metrics.items() if not isinstance(v, dict)})
+        fe = etr[[idx[t] for t in fs.texts]]
+        lr, _, _ = baselines.fit_lr(fe, fs.labels, baselines.C_GRID_FROZEN, tune=False)
+        shots["frozen_lr"].append(baselines.evaluate_predictions(test.labels, lr.predict(ete).tolist())["accuracy"])
+        xtr, xte = baselines.tfidf_features(fs.texts, test.texts)
+        lr, _, _ = baselines.fit_lr(xtr, fs.labels, baselines.C_GRID_TFIDF, tune=False)
+        shots["tfidf_lr"].append(baselines.evaluate_predictions(test.labels, lr.predict(xte).tolist())["accuracy"])
+    return shots
+
+
+def ten_shot_only(seeds=(0, 1, 2)) -> Path:
+    """The full run's 10-shot part alone, cached for ``run`` to pick up (see ``ten_shot``)."""
+    import json
+
+    setup_django()
+    from apps.support import training
+
+    train, test, _, data_hash = datasets.banking77()
+    shots = ten_shot(training, train, test, embed(train.texts), embed(test.texts), list(seeds), data_hash)
+    cache = _ten_shot_cache(data_hash, list(seeds))
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(shots))
+    return cache
+
+
 def run(quick: bool) -> dict:
     setup_django()
+    from apps.support import bot as bot_mod
     from apps.support import training
 
     sw = Stopwatch()
     train, test, intents, data_hash = datasets.banking77()
+    if quick:
+        train, test = _quick_slice(train, test)
     rows, results = [], {}
 
-    # Ours, full training data.
-    with sw("ours_train"):
-        model, train_metrics, train_s, n_tr, n_va = train_ours(training, train.texts, train.labels, "ours: train")
-    with sw("ours_eval"):
-        ours = eval_ours(training, model, test)
-    ours.update({"train_s": train_s, "n_train": n_tr, "n_val": n_va, "engine_metrics": train_metrics,
+    # Ours: the bot as the app builds it.
+    pairs, templates = bot_pairs(train.texts, train.labels, sorted(set(train.labels)))
+    with tempfile.TemporaryDirectory(prefix="bench-bot-") as tmp, sw("ours_build_bot"):
+        bar, cb = _progress_bar("ours: build_bot")
+        t0 = time.perf_counter()
+        bot_metrics = bot_mod.build_bot(Path(tmp), pairs, templates, [], cb)
+        train_s = time.perf_counter() - t0
+        bar.close()
+        bot = bot_mod.Bot.load(tmp)
+        model = bot.classifier
+        with sw("ours_eval"):
+            ours = eval_classifier(training, model, test)
+        with sw("ours_handoff"):
+            test_vecs = embed(test.texts)
+            threshold = float(bot_metrics["suggested_threshold"])
+            handoff = bot_handoff(bot, threshold, test.texts, test.labels, test_vecs)
+    intent_m = bot_metrics.get("intent", {})
+    target = max(training.PRECISION_TARGETS)
+    handoff["aimed_precision"] = target
+    handoff["calibration_rows"] = bot_metrics.get("heldout")
+    ours.update({"train_s": train_s, "bot_metrics": {k: v for k, v in bot_metrics.items() if k != "curve"},
+                 "handoff": handoff,
                  "config": {"mode": model.config.mode, "hidden": model.config.hidden,
-                            "epochs": training.INTENT_EPOCHS, "class_weights": model.config.class_weights}})
+                            "max_tokens": model.config.max_tokens, "label_smoothing": model.config.label_smoothing,
+                            "layer_decay": model.config.layer_decay, "blend": model.config.blend,
+                            "probe_c": model.config.probe_c, "epochs": intent_m.get("epochs"),
+                            "best_epoch": intent_m.get("best_epoch"), "mode_reason": intent_m.get("mode_reason")}})
     results["ours"] = ours
-    cov = ours["coverage_at_precision"]
-    rows.append(["ours: support app intent classifier (MiniLM frozen + MLP head)", "full (80% + 20% val)",
-                 ours["accuracy"], ours["macro_f1"], cov["0.95"]["coverage"], cov["0.99"]["coverage"], train_s])
+    blend = model.config.blend.get("intent", 1.0)
+    rows.append([f"ours: support bot's intent classifier ({model.config.mode} fine-tune, probe blend w={blend:g})",
+                 "full (80% train, 10% val, 10% calib.)", ours["accuracy"], ours["macro_f1"],
+                 f"{handoff['coverage']:.3f} @ {handoff['precision']:.3f}", train_s])
+    n_tr = intent_m.get("n_train")
 
-    # Baselines on the same split.
+    # Baselines on the whole training set.
     with sw("majority"):
         results["majority"] = baselines.majority(train.labels, test.labels)
     rows.append(["baseline: majority class", "full", results["majority"]["accuracy"], results["majority"]["macro_f1"],
-                 None, None, 0.0])
+                 None, 0.0])
     with sw("tfidf_lr"):
         t0 = time.perf_counter()
         xtr, xte = baselines.tfidf_features(train.texts, test.texts)
@@ -95,76 +217,105 @@ def run(quick: bool) -> dict:
         res = baselines.evaluate_predictions(test.labels, lr.predict(xte).tolist())
         res.update({"C": c, "val_macro_f1_by_C": scores, "train_s": time.perf_counter() - t0})
         results["tfidf_lr"] = res
-    rows.append([f"baseline: TF-IDF (1-2 grams) + LR, C={c:g}{'' if quick else ' (tuned)'}", "full", res["accuracy"], res["macro_f1"], None, None,
-                 res["train_s"]])
+    rows.append([f"baseline: TF-IDF (1-2 grams) + LR, C={c:g}{'' if quick else ' (tuned)'}", "full", res["accuracy"],
+                 res["macro_f1"], None, res["train_s"]])
     with sw("frozen_embed"):
         etr = embed(train.texts)
-        ete = embed(test.texts)
+        ete = test_vecs
     with sw("frozen_lr"):
         t0 = time.perf_counter()
         lr, c, scores = baselines.fit_lr(etr, train.labels, baselines.C_GRID_FROZEN, tune=not quick)
-        probs = lr.predict_proba(ete)
         res = baselines.evaluate_predictions(test.labels, lr.predict(ete).tolist())
-        res["coverage_at_precision"] = training.coverage_at_precision(probs, test.labels, TARGETS,
-                                                                      classes=list(lr.classes_))
         res.update({"C": c, "val_macro_f1_by_C": scores, "train_s": time.perf_counter() - t0})
         results["frozen_lr"] = res
-    rows.append([f"baseline: frozen MiniLM + LR, C={c:g}{'' if quick else ' (tuned)'}", "full", res["accuracy"], res["macro_f1"],
-                 res["coverage_at_precision"]["0.95"]["coverage"], res["coverage_at_precision"]["0.99"]["coverage"],
-                 res["train_s"]])
+    rows.append([f"baseline: frozen MiniLM + LR, C={c:g}{'' if quick else ' (tuned)'}", "full", res["accuracy"],
+                 res["macro_f1"], None, res["train_s"]])
 
-    # 10-shot.
+    # 10-shot (may come from a separate process run on the same code and data: see ten_shot()).
     seeds = [0] if quick else [0, 1, 2]
-    shots = {"ours": [], "frozen_lr": [], "tfidf_lr": []}
     with sw("ten_shot"):
-        for seed in tqdm(seeds, desc="10-shot", unit="seed"):
-            fs = datasets.few_shot(train, 10, seed)
-            m, _, _, _, _ = train_ours(training, fs.texts, fs.labels, f"ours 10-shot seed {seed}")
-            shots["ours"].append(eval_ours(training, m, test)["accuracy"])
-            idx = {t: i for i, t in enumerate(train.texts)}
-            fe = etr[[idx[t] for t in fs.texts]]
-            lr, _, _ = baselines.fit_lr(fe, fs.labels, baselines.C_GRID_FROZEN, tune=False)
-            shots["frozen_lr"].append(baselines.evaluate_predictions(test.labels, lr.predict(ete).tolist())["accuracy"])
-            xtr, xte = baselines.tfidf_features(fs.texts, test.texts)
-            lr, _, _ = baselines.fit_lr(xtr, fs.labels, baselines.C_GRID_TFIDF, tune=False)
-            shots["tfidf_lr"].append(baselines.evaluate_predictions(test.labels, lr.predict(xte).tolist())["accuracy"])
-    results["ten_shot"] = {k: {"accuracy_per_seed": v, "median": median(v)} for k, v in shots.items()}
+        shots = ten_shot(training, train, test, etr, ete, seeds, data_hash)
+    results["ten_shot"] = {k: {"accuracy_per_seed": v, "median": median(v)} for k, v in shots.items()
+                           if k in ("ours", "frozen_lr", "tfidf_lr")}
+    results["ten_shot"]["ours_detail"] = shots["ours_detail"]
     results["ten_shot"]["seeds"] = seeds
-    rows.append(["ours: support app intent classifier", f"10-shot (median of {len(seeds)} seeds)",
-                 median(shots["ours"]), None, None, None, None])
-    rows.append([f"baseline: frozen MiniLM + LR (C={baselines.C_GRID_FROZEN[len(baselines.C_GRID_FROZEN) // 2]:g})", f"10-shot (median of {len(seeds)} seeds)",
-                 median(shots["frozen_lr"]), None, None, None, None])
-    rows.append([f"baseline: TF-IDF + LR (C={baselines.C_GRID_TFIDF[len(baselines.C_GRID_TFIDF) // 2]:g})", f"10-shot (median of {len(seeds)} seeds)",
-                 median(shots["tfidf_lr"]), None, None, None, None])
+    results["ten_shot"]["ran_in"] = shots.get("ran_in", "this process")
+    shot_mode = shots["ours_detail"][0].get("mode", "?")
+    rows.append([f"ours: support app intent classifier ({shot_mode})", f"10-shot (median of {len(seeds)} draws)",
+                 median(shots["ours"]), None, None, None])
+    rows.append([f"baseline: frozen MiniLM + LR (C={baselines.C_GRID_FROZEN[len(baselines.C_GRID_FROZEN) // 2]:g})",
+                 f"10-shot (median of {len(seeds)} draws)", median(shots["frozen_lr"]), None, None, None])
+    rows.append([f"baseline: TF-IDF + LR (C={baselines.C_GRID_TFIDF[len(baselines.C_GRID_TFIDF) // 2]:g})",
+                 f"10-shot (median of {len(seeds)} draws)", median(shots["tfidf_lr"]), None, None, None])
 
+    # Floors and goals, said plainly.
     below = []
-    if ours["accuracy"] < 0.9366:
-        below.append(f"Full data: our {100 * ours['accuracy']:.2f}% is below fine-tuned BERT-large (93.66%) and "
-                     f"USE+ConveRT (93.36%) by {100 * (0.9366 - ours['accuracy']):.1f} points.")
-    if median(shots["ours"]) < 0.8519:
-        below.append(f"10-shot: our {100 * median(shots['ours']):.2f}% is below the published range 85.19–89.79%.")
     best_base = max(results["tfidf_lr"]["accuracy"], results["frozen_lr"]["accuracy"])
-    if ours["accuracy"] < best_base:
-        below.append(f"Ours ({100 * ours['accuracy']:.2f}%) is below a baseline measured in the same run "
+    acc = ours["accuracy"]
+    floors = {
+        "full_above_every_baseline": acc > best_base,
+        "ten_shot_above_frozen_lr": median(shots["ours"]) > median(shots["frozen_lr"]),
+        "handoff_precision_within_1pt": abs(handoff["precision"] - target) <= 0.01 or handoff["precision"] >= target,
+    }
+    goals = {"accuracy_ge_94": acc >= GOAL_ACCURACY, "ten_shot_ge_88": median(shots["ours"]) >= GOAL_SHOT,
+             "coverage_ge_85_at_95": handoff["coverage"] >= GOAL_COVERAGE and handoff["precision"] >= target,
+             "train_wall_le_15min": train_s <= 900, "inference_ge_500_per_s": ours["predict_texts_per_s"] >= 500}
+    if not floors["full_above_every_baseline"]:
+        below.append(f"FLOOR MISSED: ours ({100 * acc:.2f}%) is not above the best baseline in this run "
                      f"({100 * best_base:.2f}%).")
+    if not floors["ten_shot_above_frozen_lr"]:
+        below.append(f"FLOOR MISSED: 10-shot ours {100 * median(shots['ours']):.2f}% is not above frozen MiniLM + LR "
+                     f"{100 * median(shots['frozen_lr']):.2f}%.")
+    if not floors["handoff_precision_within_1pt"]:
+        below.append(f"FLOOR MISSED: the bot aimed for {target:.0%} precision and achieved "
+                     f"{100 * handoff['precision']:.1f}% on test.")
+    if not goals["accuracy_ge_94"]:
+        below.append(f"Goal missed: full-data accuracy {100 * acc:.2f}% is {100 * (GOAL_ACCURACY - acc):.2f} points "
+                     "below the 94.0% goal.")
+    if acc < 0.9366:
+        below.append(f"Full data: our {100 * acc:.2f}% is below fine-tuned BERT-large (93.66%) by "
+                     f"{100 * (0.9366 - acc):.2f} points.")
+    if not goals["ten_shot_ge_88"]:
+        below.append(f"Goal missed: 10-shot {100 * median(shots['ours']):.2f}% is "
+                     f"{100 * (GOAL_SHOT - median(shots['ours'])):.2f} points below the 88% goal "
+                     "(published range 85.19–89.79%).")
+    if not goals["coverage_ge_85_at_95"]:
+        below.append(f"Goal missed: the bot's own hand-off answers {100 * handoff['coverage']:.1f}% of test messages "
+                     f"at {100 * handoff['precision']:.1f}% precision (goal: coverage >= 85% at 95%).")
+    if not goals["train_wall_le_15min"]:
+        below.append(f"Goal missed: building the bot (fine-tune included) took {train_s / 60:.1f} min (goal <= 15).")
+    if not goals["inference_ge_500_per_s"]:
+        below.append(f"Goal missed: inference {ours['predict_texts_per_s']:.0f} texts/s (goal >= 500).")
     return {
-        "summary": "BANKING77 official split; ours = apps.support.training.train_intent_classifier as the app's job calls it.",
+        "summary": "BANKING77 official split; ours = the support bot as apps.support.bot.build_bot builds it "
+                   "(engine fine-tuning recipe; threshold chosen on its calibration split).",
         "data": {"hash": data_hash, "train": len(train), "test": len(test), "intents": len(intents),
                  "quirks": "6 test texts also in train; 4 duplicates inside train; reported as is"},
         "model": ours["config"],
         "results": results,
+        "floors": floors,
+        "goals": goals,
         "wall_times": sw.times,
         "tables": [table(
-            "BANKING77 test set (3,080 texts, 77 intents)",
-            ["model", "training data", "accuracy", "macro-F1", "coverage @95% precision", "coverage @99% precision",
-             "train s"],
+            f"BANKING77 test set ({len(test):,} texts, {len(set(test.labels))} intents)",
+            ["model", "training data", "accuracy", "macro-F1", "bot's own hand-off: coverage @ precision", "train s"],
             rows,
-            ["Coverage at P% precision: the share of test messages the bot would answer itself (top probability above "
-             "the lowest threshold whose answered messages are P% correct); the rest hand off to an agent.",
-             "Our model trains on 80% of train and early-stops on the other 20%, exactly as the support app's job does; "
-             "baselines train on all of train (C tuned on a held-out 15%)."
-             + (" Quick mode: C not tuned, 1 seed." if quick else ""),
-             f"Prediction speed of ours (encoder + head, batch 64): {ours['predict_texts_per_s']:,.0f} texts/s."],
+            [f"Hand-off: the bot answers a test message when combine(intent probability, similarity) reaches the "
+             f"threshold it chose itself ({threshold:.4f}) on its {handoff['calibration_rows']} calibration rows "
+             f"(+ {len(training.OUT_OF_SCOPE_PROBES)} out-of-scope probes) aiming at {target:.0%} precision; "
+             "coverage = share of test messages answered, precision = share of those answered with the right intent.",
+             f"Ours: {model.config.mode} fine-tune ({ours['config']['mode_reason']}), {intent_m.get('epochs')} epochs "
+             f"(best on validation: {intent_m.get('best_epoch')}), trained on {n_tr} rows; blend weight of the "
+             f"fine-tuned head {blend:g} and probe C={model.config.probe_c.get('intent', '—')} chosen on validation. "
+             "Train s includes embedding the questions and choosing the threshold. Baselines train on all of train "
+             "(C tuned on a held-out 15%)." + (f" Quick mode: {QUICK_PER_INTENT} texts per intent, {QUICK_TEST} "
+                                             "test texts, C not tuned, 1 draw." if quick else ""),
+             f"Prediction speed of ours (fine-tuned encoder + heads + frozen-encoder probe, batch 64): "
+             f"{ours['predict_texts_per_s']:,.0f} texts/s.",
+             f"10-shot: ran in {results['ten_shot']['ran_in']}; ours trains on 9 of each intent's 10 texts "
+             "and validates on the 10th (the probe is refitted on all 10).",
+             "The classifier alone at a threshold set on the test labels (an oracle, for comparison with older "
+             f"runs): coverage {ours['coverage_at_precision_test_oracle']['0.95']['coverage']:.3f} at 95% precision."],
         )],
         "published": PUBLISHED,
         "below_published": below,

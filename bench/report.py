@@ -11,7 +11,7 @@ from typing import Any
 
 from bench.harness import RESULTS_DIR
 
-AREAS = ["intent", "sentiment", "spikes", "recommend", "lm", "gan", "retrieval", "serving"]
+AREAS = ["intent", "sentiment", "spikes", "recommend", "lm", "gan", "retrieval", "serving", "soak"]
 TITLES = {
     "intent": "1. Intent detection — BANKING77",
     "sentiment": "2. Financial sentiment — Financial PhraseBank",
@@ -21,6 +21,7 @@ TITLES = {
     "gan": "6. GAN augmentation — PhraseBank",
     "retrieval": "7. Retrieval — FAISS",
     "serving": "8. Serving — gunicorn + PostgreSQL + Redis + worker",
+    "soak": "9. Soak — mixed load on the run command's server (`python -m bench.soak --minutes 30`)",
 }
 
 
@@ -120,10 +121,15 @@ def headline(area: str, d: dict) -> str:
     r = d.get("results", {})
     if area == "intent":
         o = r["ours"]
+        if "handoff" in o:  # the bot's own decision at the threshold it chose on its calibration rows
+            h = o["handoff"]
+            handoff = (f"bot's own hand-off: coverage {_pct(h['coverage'])} at {_pct(h['precision'])} precision "
+                       f"(aimed {_pct(h['aimed_precision'])})")
+        else:
+            handoff = f"coverage @95% precision {_pct(o['coverage_at_precision']['0.95']['coverage'])}"
         return (f"ours {_pct(o['accuracy'])} acc, macro-F1 {o['macro_f1']:.3f}; TF-IDF+LR {_pct(r['tfidf_lr']['accuracy'])}, "
-                f"frozen+LR {_pct(r['frozen_lr']['accuracy'])}; 10-shot ours {_pct(r['ten_shot']['ours']['median'])}; "
-                f"coverage @95% precision {_pct(o['coverage_at_precision']['0.95']['coverage'])} "
-                f"(published BERT-large 93.66%)")
+                f"frozen+LR {_pct(r['frozen_lr']['accuracy'])}; 10-shot ours {_pct(r['ten_shot']['ours']['median'])} "
+                f"vs frozen+LR {_pct(r['ten_shot']['frozen_lr']['median'])}; {handoff} (published BERT-large 93.66%)")
     if area == "sentiment":
         a, b = r["split_50"]["ours"], r["split_all"]["ours"]
         return (f"ours 80/20: all data {a['accuracy']:.3f} acc / {a['macro_f1']:.3f} F1, all agree {b['accuracy']:.3f} / "
@@ -159,6 +165,12 @@ def headline(area: str, d: dict) -> str:
         c = {x["clients"]: x for x in d["chat"]}
         return (f"chat p50/p95 {c[1]['p50_ms']:.0f}/{c[1]['p95_ms']:.0f} ms (1 client), "
                 f"{c[32]['replies_per_s']:.1f} replies/s at 32 clients; score(100) p50 {d['recommend']['score_ms']['p50']:.0f} ms")
+    if area == "soak":
+        p, ops = d["pipeline"], d["ops"]
+        return (f"{d['seconds'] / 60:.0f} min: {sum(o['errors'] for o in ops.values())} errors, "
+                f"{p['items_lost']} items lost, ≤{p['queued_classify_jobs_max']} queued classify job(s), "
+                f"lag p95 {p['lag_p95_s'] or 0:.1f} s, {p['classified_per_s']:.0f} items/s classified, "
+                f"chat p95 {ops['chat']['p95_ms'] or 0:.0f} ms")
     return ""
 
 

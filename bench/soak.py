@@ -1,16 +1,18 @@
-"""Bounded soak: chat messages, news ingest and recommendation calls at once
-against gunicorn + PostgreSQL + Redis + two Celery workers, on loopback only.
+"""Soak: chat, news ingest and recommendation calls at once, for a long time, on the
+run command's server (gunicorn + uvicorn workers) + PostgreSQL + Redis + two Celery
+workers + beat, on loopback, through the same Stack as ``bench/serving.py``.
 
-    python -m bench.soak --minutes 8            # prepares the soak database once (demo data, models)
-    python -m bench.soak --seconds 30           # a short run while developing
+    python -m bench.soak --minutes 30                 # the figure in bench/results/README.md
+    python -m bench.soak --seconds 60                 # a short run while developing
 
-Everything runs on this machine: its own PostgreSQL database (``aigc_soak`` on
-127.0.0.1:5432, created if missing), its own ``redis-server`` on a free port
-(broker and cache), its own var dir (var/soak). Reports requests per second,
-p50/p95/max latency and errors per operation, jobs run, and the resident
-memory of every process at the start of the measured window and at its end.
-Writes bench/results/soak.json and prints a markdown table.
-"""
+Prepares its database once (demo data, models; kept for the next run). Measures,
+per operation, requests/s and p50/p95/max latency, 5xx and refused (429) answers;
+the classification pipeline (queued classification jobs sampled every 2 s, ingest →
+classified lag per item, items classified per second, items lost); the resident
+memory of every process over time (slope over the last 20 minutes, least squares);
+the load average; and how long each process took to stop on the run command's
+signals. Writes ``bench/results/soak.json`` through ``bench.harness`` (its README
+section is rendered from it)."""
 from __future__ import annotations
 
 import argparse
@@ -18,143 +20,23 @@ import http.client
 import json
 import os
 import random
-import shutil
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PY = sys.executable
-RESULTS = ROOT / "bench" / "results"
+from bench.harness import REPO, table, write_result
+from bench.stack import Stack, StackUnavailable, pg
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"nothing listens on port {port} after {timeout}s")
-
-
-def rss_kb(pid: int) -> int:
-    """Resident memory of a process and its children (gunicorn and celery fork workers)."""
-    total = 0
-    pids = [pid]
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        pids += [int(c) for c in children]
-    except OSError:
-        pass
-    for p in pids:
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
-
-
-class Stack:
-    """PostgreSQL database, private Redis, gunicorn and two workers, all stopped at the end."""
-
-    def __init__(self, var_dir: Path, db: str, gunicorn_workers: int):
-        self.var_dir = var_dir
-        self.redis_port = free_port()
-        self.http_port = free_port()
-        self.gunicorn_workers = gunicorn_workers
-        self.procs: dict[str, subprocess.Popen] = {}
-        self.logs: list = []
-        self.env = {
-            **os.environ,
-            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{db}",
-            "CELERY_BROKER_URL": f"redis://127.0.0.1:{self.redis_port}/0",
-            "CACHE_URL": f"redis://127.0.0.1:{self.redis_port}/1",
-            "SECRET_KEY": "soak-only-not-a-secret",
-            "AIGC_VAR_DIR": str(var_dir),
-            "AIGC_ARTIFACTS_DIR": str(var_dir / "artifacts"),
-            "SECURE_COOKIES": "0",
-            "HF_HUB_OFFLINE": "1",
-            "LOG_LEVEL": "WARNING",
-            "PYTHONUNBUFFERED": "1",
-        }
-        self.db = db
-
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
-        log = open(self.var_dir / f"{name}.log", "w")
-        self.logs.append(log)
-        proc = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        self.procs[name] = proc
-        return proc
-
-    def manage(self, *args: str, timeout: float = 1800) -> str:
-        out = subprocess.run([PY, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True,
-                             timeout=timeout)
-        if out.returncode != 0:
-            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
-        return out.stdout
-
-    def start_services(self) -> None:
-        self.var_dir.mkdir(parents=True, exist_ok=True)
-        made = subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-tAc",
-                               f"SELECT 1 FROM pg_database WHERE datname = '{self.db}'"], capture_output=True,
-                              text=True)
-        if made.stdout.strip() != "1":
-            subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-c", f'CREATE DATABASE "{self.db}"'],
-                           check=True, capture_output=True)
-        self._spawn("redis", ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
-                              "--save", "", "--appendonly", "no", "--loglevel", "warning"])
-        wait_port(self.redis_port)
-        self.manage("migrate", "--noinput")
-
-    def start_workers(self) -> None:
-        for i in (1, 2):
-            self._spawn(f"worker{i}", [PY, "-m", "celery", "-A", "config", "worker", "-Q", "default,train,deliver",
-                                       "-n", f"soak{i}@%h", "--concurrency", "1", "--without-gossip",
-                                       "--without-mingle", "--loglevel", "WARNING"])
-
-    def start_web(self) -> None:
-        self._spawn("gunicorn", [PY, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{self.http_port}",
-                                 "-w", str(self.gunicorn_workers), "--threads", "2", "--timeout", "60",
-                                 "--log-level", "warning"])
-        wait_port(self.http_port, timeout=120)
-
-    def stop(self) -> None:
-        for proc in reversed(list(self.procs.values())):
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                    proc.wait(timeout=20)
-                except (subprocess.TimeoutExpired, ProcessLookupError):
-                    try:
-                        os.killpg(proc.pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-        for log in self.logs:
-            log.close()
-
+DEFAULT_DB = "aigc_soak"
 
 PREPARE = """
 import json
 from apps.common.models import ApiToken
-from apps.recommend.models import Item
+from apps.recommend.models import Item, Event
 from apps.common import engine
 tokens = {a: ApiToken.issue(name="soak-" + a, app=a)[1] for a in ("support", "sentiment", "recommend")}
-from apps.recommend.models import Event
 users = sorted(set(Event.objects.values_list("user_id", flat=True)[:5000]))[:200]
 items = list(Item.objects.filter(available=True).values_list("external_id", flat=True)[:500])
 print("SOAK" + json.dumps({"tokens": tokens, "users": users, "items": items,
@@ -167,17 +49,42 @@ QUESTIONS = [
     "I forgot my password", "Can I change the delivery address for order 5521?", "Do you ship to Norway?",
     "The coupon code does not work", "When will my refund arrive?", "I want to talk to a human",
 ]
+OPS = ("chat", "news_ingest", "recommend", "score")
+
+
+def percentile(xs: list[float], q: float) -> float | None:
+    if not xs:
+        return None
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
+
+
+def slope_per_min(points: list[tuple[float, float]]) -> float | None:
+    """Least-squares slope of (seconds, MB) points, in MB per minute."""
+    if len(points) < 3:
+        return None
+    n = len(points)
+    mx = sum(p[0] for p in points) / n
+    my = sum(p[1] for p in points) / n
+    var = sum((p[0] - mx) ** 2 for p in points)
+    if var == 0:
+        return None
+    return 60 * sum((p[0] - mx) * (p[1] - my) for p in points) / var
 
 
 class Load:
-    def __init__(self, port: int, info: dict, seed: int = 7):
+    def __init__(self, port: int, info: dict, tag: str, news_batch: int):
         self.port = port
         self.info = info
+        self.tag = tag
+        self.news_batch = news_batch
         self.lock = threading.Lock()
-        self.samples: dict[str, list[float]] = {"chat": [], "news_ingest": [], "recommend": [], "score": []}
-        self.errors: dict[str, list[str]] = {k: [] for k in self.samples}
+        self.measuring = False
+        self.samples: dict[str, list[float]] = {k: [] for k in OPS}
+        self.errors: dict[str, list[str]] = {k: [] for k in OPS}
+        self.refused: dict[str, int] = {k: 0 for k in OPS}
+        self.created_items = 0  # stored by a 2xx answer (during the whole run, warm-up included)
         self.seq = 0
-        self.rng = random.Random(seed)
 
     def _next(self) -> int:
         with self.lock:
@@ -198,17 +105,20 @@ class Load:
             conn.close()
         ms = (time.perf_counter() - t0) * 1000
         with self.lock:
-            if 200 <= status < 300:
-                self.samples[op].append(ms)
-            else:
-                self.errors[op].append(f"{status} {method} {path}: {payload[:200]!r}")
+            if self.measuring:
+                if 200 <= status < 300:
+                    self.samples[op].append(ms)
+                elif status == 429:
+                    self.refused[op] += 1
+                else:
+                    self.errors[op].append(f"{status} {method} {path}: {payload[:200]!r}")
         return status, payload
 
-    def client(self, stop: threading.Event, kind: str) -> None:
+    def client(self, stop: threading.Event, kind: str, seed: int) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         tok = self.info["tokens"]
         conv = None
-        rng = random.Random(hash(kind) ^ self._next())
+        rng = random.Random(seed)
         while not stop.is_set():
             n = self._next()
             if kind == "chat":
@@ -219,12 +129,18 @@ class Load:
                 self.call(conn, "chat", "POST", f"/support/api/conversations/{conv}/messages/", tok["support"],
                           {"text": rng.choice(QUESTIONS)})
             elif kind == "news":
-                items = [{"url": f"https://soak.example.com/{os.getpid()}/{n}/{i}",
-                          "headline": f"Soak {n}.{i}: {rng.choice(['Acme', 'Globex', 'Initech'])} "
+                items = [{"url": f"https://soak.example.com/{self.tag}/{n}/{i}",
+                          "headline": f"Soak {self.tag} {n}.{i}: {rng.choice(['Acme', 'Globex', 'Initech'])} "
                                       f"{rng.choice(['misses bond payment', 'beats estimates', 'faces probe'])}",
-                          "published_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())} for i in range(5)]
-                self.call(conn, "news_ingest", "POST", "/sentiment/api/news/", tok["sentiment"],
-                          {"source": "soak", "items": items})
+                          "published_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                         for i in range(self.news_batch)]
+                st, body = self.call(conn, "news_ingest", "POST", "/sentiment/api/news/", tok["sentiment"],
+                                     {"source": f"soak-{self.tag}", "items": items})
+                if 200 <= st < 300:
+                    with self.lock:
+                        self.created_items += json.loads(body).get("created", 0)
+                elif st == 429:
+                    time.sleep(1.0)  # what a client does with Retry-After (shortened)
             else:
                 user = rng.choice(self.info["users"]) if self.info["users"] else f"new-{n}"
                 if n % 2:
@@ -237,16 +153,9 @@ class Load:
         conn.close()
 
 
-def percentile(xs: list[float], q: float) -> float:
-    if not xs:
-        return float("nan")
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
-
-
 def prepare(stack: Stack) -> dict:
     """Demo data and models, once per soak database (idempotent commands)."""
-    marker = stack.var_dir / "prepared"
+    marker = stack.root / "prepared"
     if not marker.exists():
         print("soak: preparing demo data and training models (once)…", flush=True)
         stack.manage("support_demo", "--sync")
@@ -256,110 +165,247 @@ def prepare(stack: Stack) -> dict:
                      "print(services.train_recommender(lambda p, m: None))")
         marker.write_text("ok")
     out = stack.manage("shell", "-c", PREPARE)
-    info = json.loads(out.split("SOAK", 1)[1])
-    return info
+    return json.loads(out.split("SOAK", 1)[1])
 
 
-def run(seconds: float, clients_per_kind: int = 2, gunicorn_workers: int = 2, warmup_s: float = 30.0) -> dict:
-    var_dir = ROOT / "var" / "soak"
-    stack = Stack(var_dir, "aigc_soak", gunicorn_workers)
+class Sampler(threading.Thread):
+    """Every 2 s: queued/running classification jobs, pending items, RSS of each process, load."""
+
+    def __init__(self, stack: Stack, interval: float = 2.0):
+        super().__init__(daemon=True)
+        self.stack = stack
+        self.interval = interval
+        self.stop_ev = threading.Event()
+        self.rows: list[dict] = []
+        self.t0 = time.monotonic()
+
+    def run(self) -> None:
+        conn = pg(self.stack.db)
+        while not self.stop_ev.is_set():
+            try:
+                q, r = conn.execute(
+                    "SELECT count(*) FILTER (WHERE state = 'queued'), count(*) FILTER (WHERE state = 'running') "
+                    "FROM common_job WHERE kind = 'sentiment.classify' AND state IN ('queued', 'running')"
+                ).fetchone()
+                pending = conn.execute(
+                    "SELECT count(*) FROM sentiment_newsitem n WHERE NOT EXISTS "
+                    "(SELECT 1 FROM sentiment_classification c WHERE c.item_id = n.id)").fetchone()[0]
+            except Exception as exc:  # noqa: BLE001 - one missed sample is not a failed run
+                print(f"soak: sample failed: {exc}", flush=True)
+                time.sleep(self.interval)
+                continue
+            self.rows.append({"t": round(time.monotonic() - self.t0, 1), "queued": q, "running": r,
+                              "pending": pending, "load1": os.getloadavg()[0],
+                              "rss_kb": self.stack.rss()})
+            self.stop_ev.wait(self.interval)
+        conn.close()
+
+
+def run(seconds: float, chat_clients: int = 8, news_clients: int = 2, rec_clients: int = 2,
+        news_batch: int = 25, gunicorn_workers: int = 2, warmup_s: float = 30.0, db: str = DEFAULT_DB,
+        redis_url: str | None = None, root: Path | None = None) -> dict:
+    root = root or REPO / "var" / "soak"
+    stack = Stack(root, db, redis_url)
+    stack.preflight()
+    if redis_url:
+        stack.flush_redis()
+    # A time limit (SIGTERM) must still stop the servers this run started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    tag = time.strftime("%Y%m%d%H%M%S", time.gmtime())
     try:
         stack.start_services()
         info = prepare(stack)
-        stack.start_workers()
-        stack.start_web()
-        started_at = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
-        load = Load(stack.http_port, info)
+        stack.start_workers(2, concurrency=1)
+        stack.start_beat()
+        stack.start_web(gunicorn_workers)
+        load = Load(stack.http_port, info, tag, news_batch)
         stop = threading.Event()
-        threads = [threading.Thread(target=load.client, args=(stop, kind), daemon=True)
-                   for kind in ("chat", "news", "recommend") for _ in range(clients_per_kind)]
+        kinds = ["chat"] * chat_clients + ["news"] * news_clients + ["recommend"] * rec_clients
+        threads = [threading.Thread(target=load.client, args=(stop, k, i), daemon=True) for i, k in enumerate(kinds)]
+        sampler = Sampler(stack)
+        sampler.start()
         for t in threads:
             t.start()
         time.sleep(warmup_s)  # every process loads its models, caches warm: not measured
         with load.lock:
-            for k in load.samples:
-                load.samples[k].clear()
-                load.errors[k].clear()
-        mem_start = {name: rss_kb(p.pid) for name, p in stack.procs.items() if name != "redis"}
-        mem_trace: list[dict] = []
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < seconds:
-            time.sleep(min(10.0, max(0.5, seconds - (time.monotonic() - t0))))
-            mem_trace.append({name: rss_kb(p.pid) for name, p in stack.procs.items() if name != "redis"})
-        elapsed = time.monotonic() - t0
+            load.measuring = True
+        t_start = time.monotonic()
+        wall_start = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+        sample_start = len(sampler.rows)
+        while time.monotonic() - t_start < seconds:
+            time.sleep(min(5.0, max(0.2, seconds - (time.monotonic() - t_start))))
         with load.lock:
+            load.measuring = False
             samples = {k: list(v) for k, v in load.samples.items()}
             errors = {k: list(v) for k, v in load.errors.items()}
+            refused = dict(load.refused)
+        elapsed = time.monotonic() - t_start
+        wall_end = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
         stop.set()
         for t in threads:
             t.join(timeout=70)
-        mem_end = {name: rss_kb(p.pid) for name, p in stack.procs.items() if name != "redis"}
-        jobs = json.loads(stack.manage("shell", "-c", (
-            "import json, time\nfrom apps.common.models import Job\n"
-            f"run = Job.objects.filter(created_at__gte='{started_at}')\n"
-            "t0 = time.time()\n"
-            "backlog = run.filter(state__in=['queued', 'running']).count()\n"
-            "while run.filter(state__in=['queued', 'running']).exists() and time.time() < t0 + 300:\n"
-            "    time.sleep(1)\n"
-            "from django.db.models import Count\n"
-            "out = {r['state']: r['n'] for r in run.values('state').annotate(n=Count('id'))}\n"
-            "out['backlog_when_load_stopped'] = backlog\n"
-            "out['drain_s'] = round(time.time() - t0)\n"
-            "print(json.dumps(out))"
-        )).strip().splitlines()[-1])
+        measured_rows = sampler.rows[sample_start:]
+        # Drain: every stored item must end up classified (at most 300 s).
+        t_drain = time.monotonic()
+        with pg(db) as conn:
+            def unclassified() -> int:
+                return conn.execute(
+                    "SELECT count(*) FROM sentiment_newsitem n JOIN sentiment_newssource s ON s.id = n.source_id "
+                    "WHERE s.name = %s AND NOT EXISTS (SELECT 1 FROM sentiment_classification c "
+                    "WHERE c.item_id = n.id)", (f"soak-{tag}",)).fetchone()[0]
+
+            backlog = unclassified()
+            while unclassified() and time.monotonic() - t_drain < 300:
+                time.sleep(1)
+            drain_s = time.monotonic() - t_drain
+            lost = unclassified()
+            stored, classified, doubled = conn.execute(
+                "SELECT count(*), count(c.id), count(*) - count(DISTINCT n.id) FROM sentiment_newsitem n "
+                "JOIN sentiment_newssource s ON s.id = n.source_id LEFT JOIN sentiment_classification c "
+                "ON c.item_id = n.id WHERE s.name = %s", (f"soak-{tag}",)).fetchone()
+            lag = conn.execute(
+                "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x), percentile_cont(0.95) WITHIN GROUP "
+                "(ORDER BY x), max(x) FROM (SELECT extract(epoch FROM c.classified_at - n.ingested_at)::float8 AS x "
+                "FROM sentiment_newsitem n JOIN sentiment_newssource s ON s.id = n.source_id "
+                "JOIN sentiment_classification c ON c.item_id = n.id WHERE s.name = %s "
+                "AND n.ingested_at BETWEEN %s AND %s) t", (f"soak-{tag}", wall_start, wall_end)).fetchone()
+            in_window = conn.execute(
+                "SELECT count(*) FROM sentiment_classification c JOIN sentiment_newsitem n ON n.id = c.item_id "
+                "JOIN sentiment_newssource s ON s.id = n.source_id WHERE s.name = %s "
+                "AND c.classified_at BETWEEN %s AND %s", (f"soak-{tag}", wall_start, wall_end)).fetchone()[0]
+            ingested_in_window = conn.execute(
+                "SELECT count(*) FROM sentiment_newsitem n JOIN sentiment_newssource s ON s.id = n.source_id "
+                "WHERE s.name = %s AND n.ingested_at BETWEEN %s AND %s",
+                (f"soak-{tag}", wall_start, wall_end)).fetchone()[0]
+            jobs = {f"{k} {s}": n for k, s, n in conn.execute(
+                "SELECT kind, state, count(*) FROM common_job WHERE created_at >= %s GROUP BY kind, state "
+                "ORDER BY kind, state", (wall_start,)).fetchall()}
+            failed_jobs = [r[0][:300] for r in conn.execute(
+                "SELECT error FROM common_job WHERE created_at >= %s AND state = 'failed' LIMIT 5",
+                (wall_start,)).fetchall()]
+        sampler.stop_ev.set()
+        sampler.join(timeout=10)
     finally:
-        stack.stop()
+        stop_s = stack.stop()
     ops = {}
     for op, xs in samples.items():
-        ops[op] = {"ok": len(xs), "errors": len(errors[op]), "rps": round(len(xs) / elapsed, 2),
-                   "p50_ms": round(percentile(xs, 0.5), 1), "p95_ms": round(percentile(xs, 0.95), 1),
-                   "max_ms": round(max(xs), 1) if xs else None, "first_errors": errors[op][:5]}
-    mid = mem_trace[len(mem_trace) // 2] if mem_trace else mem_start
-    memory = {name: {"start_mb": round(mem_start[name] / 1024, 1), "mid_mb": round(mid.get(name, 0) / 1024, 1),
-                     "end_mb": round(mem_end.get(name, 0) / 1024, 1),
-                     "growth_mb": round((mem_end.get(name, 0) - mem_start[name]) / 1024, 1),
-                     "growth_2nd_half_mb": round((mem_end.get(name, 0) - mid.get(name, 0)) / 1024, 1)}
-              for name in mem_start}
-    return {"seconds": round(elapsed, 1), "warmup_s": warmup_s, "clients": clients_per_kind * 3, "gunicorn_workers": gunicorn_workers,
-            "celery_workers": 2, "models": info.get("models"), "ops": ops, "jobs": jobs, "memory": memory,
-            "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
-            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-
-
-def table(result: dict) -> str:
-    lines = [f"Soak of {result['seconds']:.0f} s (after {result['warmup_s']:.0f} s of warm-up), {result['clients']} client threads, gunicorn "
-             f"{result['gunicorn_workers']} workers x 2 threads, 2 Celery workers, PostgreSQL + Redis, "
-             f"{result['machine']['cpus']} CPUs ({result['at']}).", "",
-             "| operation | ok | errors | req/s | p50 ms | p95 ms | max ms |", "|---|---:|---:|---:|---:|---:|---:|"]
-    for op, o in result["ops"].items():
-        lines.append(f"| {op} | {o['ok']} | {o['errors']} | {o['rps']} | {o['p50_ms']} | {o['p95_ms']} | {o['max_ms']} |")
-    lines += ["", "| process (with its forked children) | RSS start MB | RSS middle MB | RSS end MB | growth MB "
-              "| growth in 2nd half MB |", "|---|---:|---:|---:|---:|---:|"]
-    for name, m in result["memory"].items():
-        lines.append(f"| {name} | {m['start_mb']} | {m['mid_mb']} | {m['end_mb']} | {m['growth_mb']} "
-                     f"| {m['growth_2nd_half_mb']} |")
-    lines += ["", f"Jobs created during the run, by state once the queue drained: {json.dumps(result['jobs'])}"]
-    return "\n".join(lines)
+        ops[op] = {"ok": len(xs), "errors": len(errors[op]), "refused_429": refused[op],
+                   "rps": len(xs) / elapsed, "p50_ms": percentile(xs, 0.5), "p95_ms": percentile(xs, 0.95),
+                   "max_ms": max(xs) if xs else None, "first_errors": errors[op][:5]}
+    # Memory: per process, MB at start / end of the measured window and the slope over its last 20 minutes.
+    memory = {}
+    names = sorted({n for r in measured_rows for n in r["rss_kb"]})
+    last20_from = (measured_rows[-1]["t"] - 1200) if measured_rows else 0
+    for name in names:
+        pts = [(r["t"], r["rss_kb"][name] / 1024) for r in measured_rows if name in r["rss_kb"]]
+        if not pts:
+            continue
+        memory[name] = {"start_mb": pts[0][1], "end_mb": pts[-1][1],
+                        "slope_last_20min_mb_per_min": slope_per_min([p for p in pts if p[0] >= last20_from]),
+                        "slope_all_mb_per_min": slope_per_min(pts)}
+    loads = [r["load1"] for r in measured_rows]
+    queued = [r["queued"] for r in measured_rows]
+    pending = [r["pending"] for r in measured_rows]
+    worker_slopes = [m["slope_last_20min_mb_per_min"] for n, m in memory.items() if n.startswith("worker")
+                     and m["slope_last_20min_mb_per_min"] is not None]
+    five_xx = sum(1 for op in errors for e in errors[op] if e[:1] in {"5", "0"})
+    web_stop = max((v for k, v in stop_s.items() if k != "redis"), default=None)
+    pipeline = {"items_created_by_2xx_answers": load.created_items, "items_stored": stored,
+                "items_classified": classified, "items_lost": lost, "items_classified_twice": doubled,
+                "backlog_when_load_stopped": backlog, "drain_s": drain_s,
+                "ingested_in_window": ingested_in_window, "classified_in_window": in_window,
+                "classified_per_s": in_window / elapsed, "offered_items_per_s": ingested_in_window / elapsed,
+                "lag_p50_s": lag[0], "lag_p95_s": lag[1], "lag_max_s": lag[2],
+                "queued_classify_jobs_max": max(queued) if queued else None,
+                "queued_classify_jobs_mean": sum(queued) / len(queued) if queued else None,
+                "pending_items_max": max(pending) if pending else None,
+                "jobs_created_during_run": jobs, "failed_job_errors": failed_jobs}
+    targets = [
+        ["errors: 5xx + transport errors", five_xx, "0", "0"],
+        ["errors: items lost (stored, never classified after 300 s drain)", lost, "0", "0"],
+        ["items classified twice", doubled, "0", "0"],
+        ["queued classification jobs, max of 2-s samples", pipeline["queued_classify_jobs_max"], "≤ 2", "1"],
+        ["ingest → classified lag p95 s", lag[1], "≤ 30", "≤ 5"],
+        ["ingest → classified lag p50 s", lag[0], "", ""],
+        ["items classified per s (measured window)", pipeline["classified_per_s"], "≥ 50", "≥ 200"],
+        ["items offered per s (stored by ingest)", pipeline["offered_items_per_s"], "", ""],
+        [f"chat reply p95 ms at {chat_clients} concurrent visitors", ops["chat"]["p95_ms"], "≤ 150", "≤ 50"],
+        ["worker RSS slope, last 20 min, worst worker MB/min", max(worker_slopes) if worker_slopes else None,
+         "≤ 2", "≤ 0.5"],
+        ["slowest process to stop on the run command's signals s", web_stop, "≤ 10", "≤ 3"],
+        ["burst → signed webhook at receiver p95 s", None, "≤ 60", "≤ 10"],
+    ]
+    load_note = (f"Load average (1 min) during the measured window: mean {sum(loads) / len(loads):.1f}, "
+                 f"max {max(loads):.1f} on {os.cpu_count()} cores (the machine is shared)." if loads else "")
+    return {
+        "summary": (f"{elapsed / 60:.1f}-minute soak after {warmup_s:.0f} s of warm-up: {chat_clients} chat, "
+                    f"{news_clients} news ({news_batch} items per call) and {rec_clients} recommend client threads "
+                    f"against the run command's server (gunicorn {gunicorn_workers} uvicorn workers) + PostgreSQL + "
+                    f"Redis + 2 Celery workers (concurrency 1) + beat, all on this machine. {load_note}"),
+        "seconds": elapsed, "warmup_s": warmup_s, "database": db, "redis": redis_url or "private redis-server",
+        "clients": {"chat": chat_clients, "news": news_clients, "recommend": rec_clients, "news_batch": news_batch},
+        "gunicorn_workers": gunicorn_workers, "celery_workers": 2, "models": info.get("models"),
+        "ops": ops, "pipeline": pipeline, "memory": memory, "stop_s": stop_s,
+        "load_avg_during": {"mean": sum(loads) / len(loads) if loads else None, "max": max(loads) if loads else None},
+        "samples": measured_rows[::5],
+        "tables": [
+            table("Targets of issue 15 (floor = must, goal)", ["figure", "measured", "floor", "goal"], targets,
+                  [load_note,
+                   "Burst → signed webhook was not measured: the alert rules evaluate closed windows only (5 min at "
+                   "the finest), so the time from a burst to its webhook is dominated by the window length, "
+                   "not by the pipeline this soak exercises."]),
+            table("Requests", ["operation", "ok", "5xx/transport errors", "refused 429", "req/s", "p50 ms",
+                               "p95 ms", "max ms"],
+                  [[op, o["ok"], o["errors"], o["refused_429"], o["rps"], o["p50_ms"], o["p95_ms"], o["max_ms"]]
+                   for op, o in ops.items()]),
+            table("Resident memory (process with its forked children)",
+                  ["process", "start MB", "end MB", "slope last 20 min MB/min", "slope whole run MB/min"],
+                  [[n, m["start_mb"], m["end_mb"], m["slope_last_20min_mb_per_min"], m["slope_all_mb_per_min"]]
+                   for n, m in memory.items()]),
+            table("Classification pipeline", ["measure", "value"],
+                  [[k, v if not isinstance(v, dict | list) else json.dumps(v)] for k, v in pipeline.items()]),
+        ],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--minutes", type=float, default=None, help="measured duration (at most 10)")
+    parser.add_argument("--minutes", type=float, default=None, help="measured duration (at most 40)")
     parser.add_argument("--seconds", type=float, default=None)
-    parser.add_argument("--clients", type=int, default=2, help="client threads per kind of call")
+    parser.add_argument("--chat-clients", type=int, default=8)
+    parser.add_argument("--news-clients", type=int, default=2)
+    parser.add_argument("--recommend-clients", type=int, default=2)
+    parser.add_argument("--news-batch", type=int, default=25, help="items per ingest call")
     parser.add_argument("--gunicorn-workers", type=int, default=2)
+    parser.add_argument("--db", default=os.environ.get("SOAK_DB", DEFAULT_DB), help="PostgreSQL database (kept)")
+    parser.add_argument("--redis-url", default=os.environ.get("SOAK_REDIS_URL") or None,
+                        help="a Redis db to use (flushed first); default: a private redis-server")
+    parser.add_argument("--root", default=os.environ.get("SOAK_ROOT") or None,
+                        help="scratch folder (logs, artifacts, the prepared marker); default var/soak")
     args = parser.parse_args(argv)
     seconds = args.seconds if args.seconds is not None else 60 * (args.minutes or 1)
-    if seconds > 600:
-        parser.error("a soak is bounded to 10 minutes")
-    if shutil.which("redis-server") is None:
-        parser.error("redis-server is needed")
-    result = run(seconds, args.clients, args.gunicorn_workers)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "soak.json").write_text(json.dumps(result, indent=2))
-    print(table(result))
-    bad = sum(o["errors"] for o in result["ops"].values())
+    if seconds > 2400:
+        parser.error("a soak is bounded to 40 minutes")
+    command = "python -m bench.soak " + (f"--minutes {args.minutes:g}" if args.minutes else f"--seconds {seconds:g}")
+    t0 = time.perf_counter()
+    load_at_start = os.getloadavg()
+    try:
+        result = run(seconds, args.chat_clients, args.news_clients, args.recommend_clients, args.news_batch,
+                     args.gunicorn_workers, db=args.db, redis_url=args.redis_url,
+                     root=Path(args.root) if args.root else None)
+    except StackUnavailable as exc:
+        parser.error(str(exc))
+    quick = seconds < 600
+    path = write_result("soak", result, quick, time.perf_counter() - t0, command, load_at_start)
+    from bench.report import regenerate
+
+    regenerate()
+    print(f"wrote {path}")
+    for t in result["tables"][:2]:
+        for row in t["rows"]:
+            print(" | ".join(str(x) for x in row))
+    bad = sum(o["errors"] for o in result["ops"].values()) + (result["pipeline"]["items_lost"] or 0)
     return 1 if bad else 0
 
 

@@ -5,11 +5,13 @@ a filesystem broker, everything under ``var/``), which needs no server at all.
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONCE
 
-from config.env import envbool, envint, envlist, envstr
+from config.env import envbool, envfloat, envint, envlist, envstr
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(envstr("AIGC_VAR_DIR", str(BASE_DIR / "var")))
@@ -51,6 +53,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "axes",  # staff login throttling (failed attempts per IP and per user)
+    "corsheaders",  # CORS for the widget endpoints (origins per widget key)
+    "csp",  # Content-Security-Policy header (CONTENT_SECURITY_POLICY below)
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI assets from the package, no CDN
     "apps.common",
@@ -60,15 +65,20 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "apps.common.metrics.RequestMetricsMiddleware",  # first: times the whole answer
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "apps.common.timezones.TimezoneMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "apps.common.middleware.ServiceUnavailableMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -84,6 +94,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "apps.common.timezones.context",
             ],
         },
     },
@@ -107,6 +118,51 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses while an IP or user is locked out
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Staff login throttling (django-axes): the AXES_FAILURE_LIMIT-th wrong password from one IP, or for one
+# user name, and every attempt after it for AXES_COOLOFF_TIME, answer 429 (so 10 mistakes are answered
+# normally, the 11th is refused). The IP is the one client_ip() trusts.
+AXES_FAILURE_LIMIT = envint("AXES_FAILURE_LIMIT", 11)
+AXES_COOLOFF_TIME = timedelta(seconds=envint("AXES_COOLOFF_S", 15 * 60))
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_CLIENT_IP_CALLABLE = "apps.common.client_ip.client_ip"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "apps.common.views.login_locked_out"
+
+# CORS (django-cors-headers): no URL is open by setting; the widget's keys allow their own origins
+# (apps/support/widget_cors.py answers check_request_enabled).
+CORS_URLS_REGEX = r"^$"
+CORS_ALLOW_METHODS = ["GET", "POST", "OPTIONS"]
+CORS_ALLOW_HEADERS = ["Content-Type", "X-Visitor-Id", "Accept"]
+CORS_EXPOSE_HEADERS = ["Retry-After"]
+CORS_PREFLIGHT_MAX_AGE = 600
+CORS_ALLOW_CREDENTIALS = False
+
+# Content-Security-Policy (django-csp) on every answer: scripts only from this origin (or with the
+# request's nonce: {{ request.csp_nonce }}), no eval, no inline handlers, no plugins, no framing, forms
+# post here only. Inline style attributes are allowed (style injection cannot run script).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", NONCE],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+
+# Reverse proxies whose X-Forwarded-For is believed (addresses or networks): apps/common/client_ip.py.
+AIGC_TRUSTED_PROXIES = envlist("AIGC_TRUSTED_PROXIES", [])
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -115,6 +171,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# One date format across the suite ("6 Dec 2026, 14:05"), whatever the locale says.
+FORMAT_MODULE_PATH = ["config.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "staticfiles"
@@ -124,6 +182,7 @@ NODE_MODULES = BASE_DIR / "node_modules"
 STATICFILES_DIRS = [
     ("vendor/htmx", NODE_MODULES / "htmx.org" / "dist"),
     ("vendor/chartjs", NODE_MODULES / "chart.js" / "dist"),
+    ("vendor/lucide", NODE_MODULES / "lucide-static" / "icons"),
 ]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -136,9 +195,24 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 * 
 FILE_UPLOAD_MAX_MEMORY_SIZE = envint("FILE_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 * 1024)
 AIGC_MAX_UPLOAD_BYTES = envint("AIGC_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
 
+# Served over HTTPS (directly, or behind a TLS-terminating proxy listed in AIGC_TRUSTED_PROXIES, which
+# sets X-Forwarded-Proto): redirect plain HTTP, send HSTS, Secure cookies. Off by default so the embedded
+# localhost mode and the test suites run over plain HTTP. `manage.py check --deploy` is clean with it on.
+AIGC_HTTPS = envbool("AIGC_HTTPS", False)
+SECURE_SSL_REDIRECT = AIGC_HTTPS
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31_536_000 if AIGC_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", AIGC_HTTPS)
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", AIGC_HTTPS)
+if AIGC_HTTPS and envlist("AIGC_TRUSTED_PROXIES", []):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
 SESSION_COOKIE_HTTPONLY = True
 # Secure (HTTPS-only) cookies outside debug and the embedded localhost mode; SECURE_COOKIES=1/0 overrides.
-SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", not DEBUG and not EMBEDDED)
+SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", AIGC_HTTPS or (not DEBUG and not EMBEDDED))
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
 REST_FRAMEWORK = {
@@ -147,8 +221,17 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["apps.common.auth.HasAppScope"],
+    # The project's one JSON parser (depth limit, no lone surrogates or NUL): apps/common/jsonparse.py.
+    "DEFAULT_PARSER_CLASSES": [
+        "apps.common.jsonparse.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "apps.common.api.exception_handler",
+    # Per API token (apps/common/throttles.py): 429 with Retry-After past the rate.
+    "DEFAULT_THROTTLE_CLASSES": ["apps.common.throttles.TokenRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"token": envstr("AIGC_API_RATE", "1200/min")},
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
 }
@@ -161,6 +244,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Row ids in URLs (apps/common/converters.py): an integer; the fuzzer also tries huge and negative ones.
+    "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer"}},
+    "ENUM_NAME_OVERRIDES": {"BucketSizeEnum": "apps.sentiment.models.BucketSize"},
 }
 
 # Cache (rate limits, throttles): Redis when CACHE_URL says so, else files under var/
@@ -213,23 +299,40 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {
     "resend-unsent-jobs": {"task": "apps.common.tasks.resend_unsent_jobs", "schedule": 60.0},
     "recover-orphaned-jobs": {"task": "apps.common.tasks.recover_orphaned_jobs", "schedule": 30.0},
+    "prune-finished-jobs": {"task": "apps.common.tasks.prune_finished_jobs", "schedule": 3600.0},
 }
+# Ctrl-C / SIGTERM: wait this long for running tasks, then stop them (cold) so the worker exits in
+# seconds; acks_late + reject_on_worker_lost put their messages back and the Job rows are re-sent.
+CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = envfloat("CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT", 2.0)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Engine --------------------------------------------------------------------
 AIGC_ARTIFACTS_DIR = Path(envstr("AIGC_ARTIFACTS_DIR", str(VAR_DIR / "artifacts")))
 AIGC_DEVICE = envstr("AIGC_DEVICE", "auto")  # auto | cpu | cuda
+# Versions kept per model name (a fine-tuned classifier is ~88 MB); the promoted one is never removed.
+AIGC_KEEP_VERSIONS = envint("AIGC_KEEP_VERSIONS", 5)
 AIGC_SEED = envint("AIGC_SEED", 1234)
 # Outbound HTTP (webhooks, feeds, LLM): loopback/private targets only when allowed.
 AIGC_ALLOW_PRIVATE_URLS = envbool("AIGC_ALLOW_PRIVATE_URLS", False)
 # This site's public address (https://host): links in outbound messages (webhook payloads) are absolute.
 AIGC_PUBLIC_URL = envstr("AIGC_PUBLIC_URL", "")
 AIGC_HTTP_TIMEOUT = envint("AIGC_HTTP_TIMEOUT", 10)
+# After a webhook secret is rotated, the previous one keeps signing (beside the new) this long.
+AIGC_WEBHOOK_SECRET_GRACE_S = envint("AIGC_WEBHOOK_SECRET_GRACE_S", 24 * 3600)
 # Seconds after which a worker that has not written a heartbeat counts as gone.
 AIGC_WORKER_STALE_AFTER = envint("AIGC_WORKER_STALE_AFTER", 60)
 # Seconds after which a queued job whose message no worker took is published again
 # (a broker restarted without persistence loses what it held).
-AIGC_JOB_REQUEUE_AFTER = envint("AIGC_JOB_REQUEUE_AFTER", 600)
+AIGC_JOB_REQUEUE_AFTER = envint("AIGC_JOB_REQUEUE_AFTER", 120)
+# Retention: finished Job rows and webhook DeliveryAttempt rows older than this are pruned hourly.
+AIGC_JOB_RETENTION_DAYS = envint("AIGC_JOB_RETENTION_DAYS", 14)
+AIGC_DELIVERY_ATTEMPT_RETENTION_DAYS = envint("AIGC_DELIVERY_ATTEMPT_RETENTION_DAYS", 30)
+# Backpressure: with more news items than this waiting for classification, ingest answers 429.
+AIGC_INGEST_PENDING_LIMIT = envint("AIGC_INGEST_PENDING_LIMIT", 20000)
+# Classification is single-flight: a queued job waits this long (from its creation) before it
+# runs, so a burst of ingest calls lands in one job; one run drains for at most MAX_RUN_S.
+AIGC_CLASSIFY_DEBOUNCE_S = envfloat("AIGC_CLASSIFY_DEBOUNCE_S", 1.0)
+AIGC_CLASSIFY_MAX_RUN_S = envint("AIGC_CLASSIFY_MAX_RUN_S", 60)
 
 # Management commands that `manage.py demo` runs, in order (apps add theirs).
 AIGC_DEMO_COMMANDS = envlist("AIGC_DEMO_COMMANDS", ["support_demo", "sentiment_demo", "recommend_demo"])

@@ -77,8 +77,10 @@ class SentenceEncoder(nn.Module):
         normalize: bool = True,
         device: DeviceInfo | None = None,
         progress: bool = False,
+        max_tokens: int = MAX_TOKENS,
     ) -> np.ndarray:
-        """Embed texts in batches; returns float32 (N, 384), L2-normalised by default."""
+        """Embed texts in batches; returns float32 (N, 384), L2-normalised by default.
+        The one encoding loop: classifiers (frozen or fine-tuned) encode through it too."""
         device = device or get_device()
         if next(self.parameters()).device != device.device:
             self.to(device.device)
@@ -94,7 +96,7 @@ class SentenceEncoder(nn.Module):
             batches = tqdm(batches, desc="encode", unit="batch")
         for start in batches:
             idx = order[start : start + batch_size]
-            batch = self.tokenize([texts[i] or " " for i in idx])
+            batch = self.tokenize([texts[i] or " " for i in idx], max_tokens=max_tokens)
             batch = {k: v.to(device.device) for k, v in batch.items()}
             with autocast(device):
                 vecs = self(batch["input_ids"], batch["attention_mask"])

@@ -279,7 +279,6 @@ class Trainer:
 
             bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False)
             batches = bar
-        report_every = max(1, n_batches // 20)
         for i, batch in enumerate(batches):
             if cfg.max_steps is not None and result.steps >= cfg.max_steps:
                 break
@@ -308,7 +307,7 @@ class Trainer:
             count += 1
             if bar is not None:
                 bar.set_postfix(loss=f"{total / count:.4f}")
-            if self.on_progress and (i + 1) % report_every == 0:
+            if self.on_progress:  # every step; the apps' Job callback throttles its writes
                 pct = 100.0 * (epoch + (i + 1) / n_batches) / cfg.epochs
                 self._report(pct, f"epoch {epoch + 1}/{cfg.epochs} loss={total / count:.4f}")
         if bar is not None:

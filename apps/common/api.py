@@ -3,41 +3,29 @@ from __future__ import annotations
 
 import logging
 
-from django.db import DatabaseError, DataError, IntegrityError, InterfaceError, OperationalError
+from django.db import DatabaseError
 from drf_spectacular.utils import extend_schema
-from kombu.exceptions import OperationalError as BrokerError
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import ListAPIView, RetrieveAPIView
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from apps.common.middleware import _is_cache_outage
-from apps.common.models import Job
+from apps.common import outages
+from apps.common.models import ApiToken, Job
 
 log = logging.getLogger(__name__)
 
 
 def exception_handler(exc, context):
-    """Every error carries a human message in ``detail``; outages are 503, never 500."""
-    if isinstance(exc, BrokerError):
-        log.warning("broker unavailable: %s", exc)
-        return Response(
-            {"detail": "The job queue is unavailable. Anything this request saved is kept and its processing "
-                       "starts once the queue is back; try again shortly."},
-            status=status.HTTP_503_SERVICE_UNAVAILABLE,
-            headers={"Retry-After": "5"},
-        )
-    if _is_cache_outage(exc):
-        log.warning("cache unavailable: %s", exc)
-        return Response({"detail": "The cache (rate limits, sessions) is unavailable. Try again shortly."},
-                        status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "5"})
-    if isinstance(exc, DatabaseError | InterfaceError):
-        answer = database_error_answer(exc)
-        if answer is None:
-            return None  # a bug (bad SQL, missing migration): a logged 500, not a fake outage
-        code, detail = answer
-        return Response({"detail": detail}, status=code, headers={"Retry-After": "5"} if code == 503 else {})
+    """Every error carries a human message in ``detail``; outages are 503 (backpressure 429)
+    with Retry-After, never 500: the mapping is ``apps.common.outages``."""
+    request = context.get("request") if context else None
+    answer = outages.answer_for(exc, getattr(request, "path", ""))
+    if answer is not None:
+        return Response(answer.body(), status=answer.status, headers=answer.headers)
+    if isinstance(exc, DatabaseError):
+        return None  # a bug (bad SQL, missing migration): a logged 500, not a fake outage
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(exc, ValidationError) and isinstance(response.data, (dict, list)):
         data = response.data if isinstance(response.data, dict) else {"errors": response.data}
@@ -45,22 +33,6 @@ def exception_handler(exc, context):
             data = {"detail": _first_message(data), "errors": data}
         response.data = data
     return response
-
-
-def database_error_answer(exc: DatabaseError | InterfaceError) -> tuple[int, str] | None:
-    """(status, message) for a database error a client can do something about:
-    the database unreachable or locked (503), a row stored concurrently (409), a
-    value the column cannot hold (400). Anything else is a bug: None."""
-    if isinstance(exc, (OperationalError, InterfaceError)):
-        log.warning("database unavailable: %s", exc)
-        return 503, "The database is unavailable. Try again shortly."
-    if isinstance(exc, IntegrityError):
-        log.warning("integrity conflict: %s", exc)
-        return 409, "The request conflicts with data stored meanwhile (a duplicate?). Reload and try again."
-    if isinstance(exc, DataError):
-        log.warning("value refused by the database: %s", exc)
-        return 400, "A value does not fit (too long, out of range or not valid text)."
-    return None
 
 
 def _first_message(errors) -> str:
@@ -84,22 +56,39 @@ class JobSerializer(serializers.ModelSerializer):
         ]
 
 
-class JobList(ListAPIView):
+class AppScopedJobs:
+    """An app's API token reaches that app's jobs (kind ``<app>.…``), so every job id
+    an app's API returns can be polled with the token that started it; another app's
+    token gets 404 for it (not 403: it does not learn the job exists). Staff sessions
+    see every job."""
+
+    @property
+    def app_scope(self) -> str | None:
+        token = getattr(self.request, "auth", None)
+        return token.app if isinstance(token, ApiToken) else None
+
+    def get_queryset(self):
+        qs = Job.objects.all()
+        if scope := self.app_scope:
+            qs = qs.filter(kind__startswith=f"{scope}.")
+        return qs
+
+
+class JobList(AppScopedJobs, ListAPIView):
     """Recent jobs, newest first; ``?kind=support.train`` filters."""
 
     serializer_class = JobSerializer
 
     def get_queryset(self):
-        qs = Job.objects.all()
+        qs = super().get_queryset()
         kind = self.request.query_params.get("kind")
         return qs.filter(kind=kind) if kind else qs
 
 
-class JobDetail(RetrieveAPIView):
+class JobDetail(AppScopedJobs, RetrieveAPIView):
     serializer_class = JobSerializer
-    queryset = Job.objects.all()
 
-    @extend_schema(summary="One job's state and progress")
+    @extend_schema(summary="One job's state and progress (with the token of the app that started it)")
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 

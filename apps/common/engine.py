@@ -30,7 +30,7 @@ class LoadedModel:
 def registry():
     from aigc_core.registry import Registry
 
-    return Registry(Path(settings.AIGC_ARTIFACTS_DIR))
+    return Registry(Path(settings.AIGC_ARTIFACTS_DIR), keep_versions=getattr(settings, "AIGC_KEEP_VERSIONS", None))
 
 
 def load_current(name: str, loader: Callable[[Path], Any]) -> LoadedModel | None:
@@ -113,3 +113,11 @@ def _stat(path: Path) -> tuple:
         return (str(path), st.st_size, st.st_mtime_ns)
     except OSError:
         return (str(path), None, None)
+
+
+def disk_usage_mb(name: str) -> dict:
+    """For dashboards: the versions of ``name`` on disk and what they weigh, in MB."""
+    usage = registry().disk_usage(name)["models"].get(name, {"total": 0, "versions": {}})
+    return {"versions": len(usage["versions"]), "total_mb": round(usage["total"] / 1e6, 1),
+            "keep": getattr(settings, "AIGC_KEEP_VERSIONS", None)}
+

@@ -1,6 +1,7 @@
 """Reachability checks of the database, the broker and the workers."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
@@ -55,7 +56,31 @@ def check_workers() -> dict:
     ]}
 
 
+# Backlogs an app exposes (its pending work against its backpressure limit); apps
+# register a reader from AppConfig.ready() (apps.common imports no other app).
+BACKLOGS: dict[str, Callable[[], dict]] = {}
+
+
+def register_backlog(name: str, reader: Callable[[], dict]) -> None:
+    """``reader()`` returns {"depth": int, "limit": int, ...}."""
+    BACKLOGS[name] = reader
+
+
+def backlogs() -> dict[str, dict]:
+    out = {}
+    for name, reader in BACKLOGS.items():
+        try:
+            b = dict(reader())
+        except Exception as exc:  # noqa: BLE001 - the database check reports the outage itself
+            out[name] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+            continue
+        b["over_limit"] = bool(b.get("limit")) and b.get("depth", 0) >= b["limit"]
+        out[name] = b
+    return out
+
+
 def health() -> dict:
     checks = {"database": check_database(), "broker": check_broker(), "workers": check_workers()}
     down = [name for name, c in checks.items() if not c["ok"]]
-    return {"ok": not down, "down": down, "checks": checks}
+    # A backlog over its limit is not "down" (ingest answers 429, everything else works).
+    return {"ok": not down, "down": down, "checks": checks, "backlog": backlogs()}

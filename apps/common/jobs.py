@@ -6,6 +6,7 @@ records success (result JSON) or failure (error text).
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import time
 import traceback
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from kombu.utils.uuid import uuid
@@ -32,6 +33,76 @@ def enqueue(task, kind: str, *, params: dict | None = None, user=None, **task_kw
 
     transaction.on_commit(lambda: send_job(job.pk, task, task_kwargs))
     return job
+
+
+def enqueue_coalesced(task, kind: str, key: str = "all", *, user=None, **task_kwargs: Any) -> tuple[Job, bool]:
+    """Single-flight work ("classify whatever is pending"): join the queued job of
+    (kind, key) if there is one, else create it. Returns (job, created).
+
+    The database holds at most one queued job per (kind, key) (the partial unique
+    constraint ``common_job_one_queued_per_key``), so a burst of callers — in any
+    number of web processes — makes one job, not one each. A job that a worker has
+    claimed (running) no longer blocks a new queued one: work arriving during a run
+    is never left without a job to pick it up.
+
+    The broker promise holds for joiners too: a new job's message is published once
+    the transaction commits, a joined job that never reached the broker is published
+    now, and otherwise the broker is pinged; an unreachable broker raises (the API
+    answers 503 with Retry-After) while everything the transaction stored is kept
+    and the sweeper sends the job once the broker is back."""
+    stored = {"_task": task.name, "_kwargs": task_kwargs}
+    owner = user if user and getattr(user, "pk", None) else None
+    for _ in range(5):
+        try:
+            with transaction.atomic():
+                job = Job.objects.create(kind=kind, coalesce_key=key, params=stored, created_by=owner)
+        except IntegrityError:
+            job = Job.objects.filter(kind=kind, coalesce_key=key, state=Job.State.QUEUED).first()
+            if job is None:
+                continue  # a worker claimed it between our insert and this read: try to create again
+            pk, unsent = job.pk, not job.task_id
+
+            def join(pk=pk, unsent=unsent):
+                if not (unsent and send_job(pk, task, task_kwargs, only_if_task_id="")):
+                    ensure_broker_reachable()
+
+            transaction.on_commit(join)
+            return job, False
+        transaction.on_commit(lambda pk=job.pk: send_job(pk, task, task_kwargs))
+        return job, True
+    raise RuntimeError(f"could not create or join a queued {kind} job")  # pragma: no cover - 5 lost races
+
+
+def ensure_broker_reachable() -> None:
+    """Raise kombu's OperationalError (→ 503 with Retry-After) when the broker cannot
+    be reached; a no-op when tasks run eagerly (tests, CELERY_TASK_ALWAYS_EAGER)."""
+    from celery import current_app
+    from kombu.exceptions import OperationalError as BrokerError
+
+    if current_app.conf.task_always_eager:
+        return
+    url = current_app.conf.broker_write_url or current_app.conf.broker_url or ""
+    try:
+        if url.startswith("filesystem"):
+            import os
+
+            folder = current_app.conf.broker_transport_options.get("data_folder_in", "")
+            if folder and not os.access(folder, os.W_OK):
+                raise OSError(f"broker folder {folder} is not writable")
+            return
+        with current_app.pool.acquire(block=True, timeout=2) as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
+            client = getattr(conn.default_channel, "client", None)
+            if client is not None and hasattr(client, "ping"):
+                try:
+                    client.ping()
+                except Exception:
+                    conn.collect()  # drop the dead socket so the next caller reconnects
+                    raise
+    except BrokerError:
+        raise
+    except Exception as exc:
+        raise BrokerError(f"broker unreachable: {type(exc).__name__}: {exc}") from exc
 
 
 BROKER_DOWN_NOTE = "waiting for the job queue (broker unavailable)"
@@ -67,25 +138,105 @@ def send_job(job_id: int, task, task_kwargs: dict, *, only_if_task_id: str | Non
 
 def resend_unsent_jobs(older_than_s: int = 30, lost_after_s: int | None = None) -> int:
     """Beat: publish queued jobs whose task never reached the broker, and re-publish
-    queued jobs whose message was sent ``lost_after_s`` ago (``AIGC_JOB_REQUEUE_AFTER``)
-    and never picked up: a broker restarted without persistence drops what it held.
-    A message that was only slow is harmless: whichever copy a worker takes first
-    runs, the other is skipped. Jobs store the task name in params["_task"] for this."""
+    queued jobs whose message is really lost: sent ``lost_after_s`` ago
+    (``AIGC_JOB_REQUEUE_AFTER``), still not taken by a worker, and no longer in the
+    broker (neither waiting in its queue nor held unacknowledged by a worker) — a
+    broker restarted without persistence drops what it held. A message that is only
+    waiting behind a backlog is left alone (re-publishing it would only duplicate it).
+    Jobs store the task name in params["_task"] for this."""
     from celery import current_app
     from django.conf import settings
 
     now = timezone.now()
     lost_after_s = settings.AIGC_JOB_REQUEUE_AFTER if lost_after_s is None else lost_after_s
     unsent = Q(task_id="", created_at__lt=now - timedelta(seconds=older_than_s))
-    lost = ~Q(task_id="") & Q(sent_at__lt=now - timedelta(seconds=lost_after_s))
+    stale = ~Q(task_id="") & Q(sent_at__lt=now - timedelta(seconds=lost_after_s))
+    candidates = list(Job.objects.filter(unsent | stale, state=Job.State.QUEUED).order_by("created_at", "id")[:500])
+    waiting = messages_in_broker({j.params.get("_task", "") for j in candidates if j.task_id})
     sent = 0
-    for job in Job.objects.filter(unsent | lost, state=Job.State.QUEUED).order_by("created_at", "id")[:500]:
+    for job in candidates:
         name = job.params.get("_task")
         if not name or name not in current_app.tasks:
             continue
+        if job.task_id and (waiting is None or job.task_id in waiting):
+            continue  # still in the broker (or the transport cannot tell): not lost
         if send_job(job.pk, current_app.tasks[name], job.params.get("_kwargs", {}), only_if_task_id=job.task_id):
             sent += 1
     return sent
+
+
+# A queue longer than this is not searched message by message: its jobs count as waiting.
+_SEARCH_LIMIT = 5000
+
+
+def messages_in_broker(task_names: set[str]) -> set[str] | None:
+    """The task ids of messages the broker holds for the queues these tasks route to:
+    waiting in the queue or delivered but not yet acknowledged. None when the
+    transport cannot be searched (then nothing counts as lost)."""
+    from celery import current_app
+    from django.conf import settings
+
+    task_names = {n for n in task_names if n}
+    if not task_names:
+        return set()
+    queues = {_queue_of(current_app, n) for n in task_names}
+    url = current_app.conf.broker_url or settings.CELERY_BROKER_URL
+    ids: set[str] = set()
+    try:
+        if url.startswith("filesystem"):
+            import os
+
+            folder = current_app.conf.broker_transport_options.get("data_folder_in", "")
+            for name in os.listdir(folder):
+                try:
+                    with open(os.path.join(folder, name), encoding="utf-8", errors="replace") as fh:
+                        ids.update(_TASK_ID.findall(fh.read()))
+                except OSError:
+                    continue  # taken by a worker meanwhile
+            return ids
+        if not url.startswith(("redis", "rediss")):
+            return None
+        with current_app.connection_for_write() as conn:
+            client = conn.default_channel.client
+            for q in queues:
+                for key in [q, *(f"{q}\x06\x16{p}" for p in range(1, 10))]:
+                    if client.llen(key) > _SEARCH_LIMIT:
+                        return None
+                    for raw in client.lrange(key, 0, -1):
+                        ids.update(_TASK_ID.findall(raw.decode("utf-8", "replace")))
+            if client.hlen("unacked") > _SEARCH_LIMIT:
+                return None
+            for raw in client.hvals("unacked"):
+                ids.update(_TASK_ID.findall(raw.decode("utf-8", "replace")))
+    except Exception as exc:  # the broker is away: the next sweep will tell
+        log.warning("cannot search the broker for lost messages: %s", exc)
+        return None
+    return ids
+
+
+_TASK_ID = re.compile(r'"id": ?"([0-9a-f-]{36})"')
+
+
+def _queue_of(app, task_name: str) -> str:
+    route = app.amqp.router.route({}, task_name)
+    queue = route.get("queue")
+    return getattr(queue, "name", None) or str(queue or app.conf.task_default_queue)
+
+
+def prune_finished_jobs(older_than_days: int | None = None) -> int:
+    """Delete succeeded and failed jobs finished more than ``AIGC_JOB_RETENTION_DAYS`` ago
+    (queued and running ones are never pruned). Returns the rows deleted."""
+    from django.conf import settings
+
+    days = settings.AIGC_JOB_RETENTION_DAYS if older_than_days is None else older_than_days
+    cutoff = timezone.now() - timedelta(days=days)
+    total = 0
+    while True:  # in slices: a long delete would hold locks the workers need
+        ids = list(Job.objects.filter(state__in=[Job.State.SUCCEEDED, Job.State.FAILED], finished_at__lt=cutoff)
+                   .values_list("id", flat=True)[:2000])
+        if not ids:
+            return total
+        total += Job.objects.filter(id__in=ids).delete()[0]
 
 
 def report_progress(job_id: int, percent: float, message: str = "") -> None:

@@ -28,6 +28,10 @@ class Job(models.Model):
     attempts = models.PositiveIntegerField(default=0, help_text="times a worker started it")
     task_id = models.CharField(max_length=64, blank=True, help_text="the message the job runs (or will run) under")
     sent_at = models.DateTimeField(null=True, blank=True, help_text="when that message was published")
+    coalesce_key = models.CharField(
+        max_length=100, null=True, blank=True,
+        help_text="set on single-flight work (e.g. classification): the database holds at most one queued job "
+                  "per (kind, key); NULL for ordinary jobs, which never coalesce")
     worker = models.CharField(max_length=200, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -36,6 +40,12 @@ class Job(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [
+            # Single flight: a second "classify what is pending" job while one already waits would do
+            # nothing the first does not; the database refuses it (on PostgreSQL and SQLite alike).
+            models.UniqueConstraint(fields=["kind", "coalesce_key"], condition=models.Q(state="queued"),
+                                    name="common_job_one_queued_per_key"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.pk} ({self.state})"
@@ -101,3 +111,24 @@ class WorkerHeartbeat(models.Model):
     hostname = models.CharField(max_length=200, unique=True)
     queues = models.CharField(max_length=200, blank=True)
     seen_at = models.DateTimeField()
+
+
+class RateCounter(models.Model):
+    """One fixed-window rate-limit counter (apps/common/ratelimit.py, when the cache is not Redis)."""
+
+    key = models.CharField(max_length=200, unique=True)
+    count = models.PositiveIntegerField(default=0)
+    window_ends = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.count} until {self.window_ends:%H:%M:%S}"
+
+
+class UserPreference(models.Model):
+    """Per-user settings of the staff UI (the timezone dates are shown in)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="ui_preference")
+    timezone = models.CharField(max_length=64, default="UTC")
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.timezone})"

@@ -35,3 +35,11 @@ def recover_orphaned_jobs() -> list[int]:
     from apps.common.jobs import recover_orphaned_jobs as recover
 
     return recover()
+
+
+@shared_task(name="apps.common.tasks.prune_finished_jobs", ignore_result=True)
+def prune_finished_jobs() -> int:
+    """Beat, hourly: delete finished jobs older than AIGC_JOB_RETENTION_DAYS."""
+    from apps.common.jobs import prune_finished_jobs as prune
+
+    return prune()

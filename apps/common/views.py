@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from apps.common.health import health
+from apps.common import timezones
+from apps.common.health import backlogs, health
 from apps.common.jobs import enqueue
 from apps.common.models import APP_SCOPES, ApiToken, Job
+from apps.common.staff import staff_member_required
 from apps.common.tasks import demo_countdown
 
 
@@ -23,7 +25,7 @@ def home(request):
 
 @staff_member_required
 def jobs_page(request):
-    return render(request, "common/jobs.html", {"jobs": _jobs(request)})
+    return render(request, "common/jobs.html", {"jobs": _jobs(request), "backlogs": backlogs()})
 
 
 @staff_member_required
@@ -52,19 +54,33 @@ def start_demo_job(request):
     return redirect("jobs")
 
 
+NEW_KEY_SESSION = "aigc_new_token"
+
+
 @staff_member_required
 def tokens_page(request):
-    new_key = None
+    """Post/redirect/get: a created key waits in the session for the one GET that
+    shows it, so reloading /tokens/ (or going back) never creates another token."""
+    errors: dict[str, str] = {}
+    values = {"name": "", "app": ""}
     if request.method == "POST":
-        name = (request.POST.get("name") or "").strip()[:100]
-        app = request.POST.get("app")
-        if not name or app not in dict(APP_SCOPES):
-            messages.error(request, "A token needs a name and one of the apps.")
-        else:
-            _, new_key = ApiToken.issue(name=name, app=app, owner=request.user)
+        values = {"name": (request.POST.get("name") or "").strip(), "app": request.POST.get("app") or ""}
+        if not values["name"]:
+            errors["name"] = "Give the token a name (the client that will use it)."
+        elif len(values["name"]) > 100:
+            errors["name"] = "At most 100 characters."
+        if values["app"] not in dict(APP_SCOPES):
+            errors["app"] = "Pick the app this token may call."
+        if not errors:
+            token, raw = ApiToken.issue(name=values["name"], app=values["app"], owner=request.user)
+            request.session[NEW_KEY_SESSION] = {"id": token.pk, "key": raw}
+            return redirect("tokens")
+    shown = request.session.pop(NEW_KEY_SESSION, None)
+    new_token = ApiToken.objects.filter(pk=shown["id"]).first() if shown else None
     return render(request, "common/tokens.html", {
-        "tokens": ApiToken.objects.all(), "apps": APP_SCOPES, "new_key": new_key,
-    })
+        "tokens": ApiToken.objects.all(), "apps": APP_SCOPES, "new_key": shown["key"] if shown else None,
+        "new_token": new_token, "errors": errors, "values": values,
+    }, status=400 if errors else 200)
 
 
 @staff_member_required
@@ -76,7 +92,49 @@ def revoke_token(request, pk: int):
     return redirect("tokens")
 
 
+@staff_member_required
+def account_page(request):
+    """The user's settings: the timezone every date and chart is shown in."""
+    error = None
+    if request.method == "POST":
+        name = (request.POST.get("timezone") or "").strip()
+        if not timezones.valid(name):
+            error = f"Unknown timezone {name[:64]!r}: pick one from the list (e.g. Europe/Paris)."
+        else:
+            timezones.set_for(request, name)
+            messages.success(request, f"Dates are now shown in {name}.")
+            return redirect("account")
+    return render(request, "common/account.html", {
+        "zones": timezones.choices(), "error": error, "current": timezone.get_current_timezone_name(),
+        "now": timezone.now(),
+    }, status=400 if error else 200)
+
+
 @require_GET
 def healthz(request):
     report = health()
     return JsonResponse(report, status=200 if report["ok"] else 503)
+
+
+def login_locked_out(request, original_response=None, credentials=None):
+    """django-axes' answer once an IP or a user name ran out of attempts: 429 with Retry-After."""
+    from django.conf import settings
+    from django.http import HttpResponse
+
+    wait = int(settings.AXES_COOLOFF_TIME.total_seconds())
+    response = HttpResponse(
+        f"<!doctype html><title>Too many attempts</title><h1>Too many failed logins</h1>"
+        f"<p>Sign-in from this address or for this user is paused; try again in {wait // 60} minutes.</p>",
+        status=429,
+    )
+    response["Retry-After"] = str(wait)
+    return response
+
+
+@require_GET
+def metrics(request):
+    """Prometheus exposition (``apps.common.metrics``)."""
+    from apps.common.metrics import render as render_metrics
+
+    body, content_type = render_metrics()
+    return HttpResponse(body, content_type=content_type)

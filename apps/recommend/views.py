@@ -4,12 +4,12 @@ from __future__ import annotations
 import json
 
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from apps.common.jobs import enqueue
 from apps.common.models import Job
+from apps.common.staff import staff_member_required
 from apps.recommend import services, tasks
 from apps.recommend.services import RecommendError
 

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.common.jobs import enqueue
+from apps.common.jsonparse import StrictCharField
 from apps.sentiment import conf, services, webhooks
 from apps.sentiment.models import (
     SENTIMENTS,
@@ -31,11 +32,24 @@ class SentimentAPIView(APIView):
 
 
 def queue_classification(result: services.IngestResult, user=None) -> int | None:
+    """The classification job these items will be classified by (joined if one is queued)."""
     if not result.created:
         return None
-    from apps.sentiment.tasks import classify_news
+    from apps.sentiment.tasks import queue_classification as queue
 
-    return enqueue(classify_news, "sentiment.classify", user=user).pk
+    return queue(user=user).pk
+
+
+def check_backpressure() -> None:
+    """Refuse new news (429 + Retry-After) while the classification backlog is over its limit."""
+    from django.conf import settings
+
+    from apps.common.outages import Overloaded
+
+    limit = settings.AIGC_INGEST_PENDING_LIMIT
+    if limit and services.pending_depth() >= limit:
+        raise Overloaded(f"{services.pending_depth()} news items are waiting for classification (limit {limit}); "
+                         "new items are refused until the backlog drains. Retry later.", retry_after_s=10)
 
 
 def _user(request):
@@ -70,7 +84,7 @@ class NewsItemSerializer(serializers.ModelSerializer):
 
 
 class IngestBatchSerializer(serializers.Serializer):
-    source = serializers.CharField(required=False, default="api", max_length=200)
+    source = StrictCharField(required=False, default="api", max_length=200)
     items = serializers.ListField(child=serializers.JSONField(), allow_empty=False,
                                   max_length=conf.MAX_BATCH_ITEMS)
 
@@ -106,6 +120,7 @@ class NewsList(generics.ListAPIView, SentimentAPIView):
             data = {"items": data}
         ser = IngestBatchSerializer(data=data)
         ser.is_valid(raise_exception=True)
+        check_backpressure()
         with transaction.atomic():
             source = services.source_named(ser.validated_data["source"], NewsSource.Kind.API)
             result = services.ingest_items(ser.validated_data["items"], source)
@@ -116,12 +131,14 @@ class NewsList(generics.ListAPIView, SentimentAPIView):
 
 class NewsCsvUpload(SentimentAPIView):
     """Upload a CSV (multipart field ``file``): url, headline, body, published_at,
-    optional topic and sentiment (gold labels for training). Same answer as a batch."""
+    optional topic and sentiment (gold labels for training). The file is checked
+    (size, UTF-8, columns) and its import queued as a job: 202 with ``job``, to poll
+    on ``/sentiment/api/jobs/<id>/``; the job's result has the batch answer's counts."""
 
     parser_classes = [MultiPartParser]
 
     @extend_schema(request={"multipart/form-data": {"type": "object", "properties": {
-        "file": {"type": "string", "format": "binary"}, "source": {"type": "string"}}}}, responses={201: dict})
+        "file": {"type": "string", "format": "binary"}, "source": {"type": "string"}}}}, responses={202: dict})
     def post(self, request):
         upload = request.FILES.get("file")
         if upload is None:
@@ -129,20 +146,18 @@ class NewsCsvUpload(SentimentAPIView):
         if upload.size > conf.MAX_CSV_BYTES:
             return Response({"detail": f"the CSV is larger than {conf.MAX_CSV_BYTES // (1024 * 1024)} MB"},
                             status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+        check_backpressure()
         try:
             with transaction.atomic():
-                source = services.source_named(request.data.get("source") or "csv upload", NewsSource.Kind.CSV)
-                result = services.ingest_csv(upload.read(), source)
-                job_id = queue_classification(result, _user(request))
+                job, rows = services.queue_csv_import(upload.read(), request.data.get("source") or "csv upload",
+                                                      _user(request))
         except services.IngestError as exc:
             raise ValidationError({"detail": str(exc)}) from exc
-        body = {**result.as_dict(), "classify_job": job_id}
-        body.pop("created_ids")
-        return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
+        return Response({"job": job.pk, "state": job.state, "rows": rows}, status=status.HTTP_202_ACCEPTED)
 
 
 class LabelSerializer(serializers.Serializer):
-    topic = serializers.CharField(required=False)
+    topic = StrictCharField(required=False)
     sentiment = serializers.ChoiceField(choices=SENTIMENTS, required=False)
 
     def validate_topic(self, value):
@@ -286,15 +301,17 @@ class AlertList(generics.ListAPIView, SentimentAPIView):
 # --- webhooks -----------------------------------------------------------------
 
 class SubscriptionSerializer(serializers.ModelSerializer):
-    event_types = serializers.ListField(child=serializers.CharField(), required=False)
-    scopes = serializers.ListField(child=serializers.CharField(max_length=60), required=False)
+    event_types = serializers.ListField(child=StrictCharField(), required=False)
+    scopes = serializers.ListField(child=StrictCharField(max_length=60), required=False)
 
     class Meta:
         model = WebhookSubscription
-        fields = ["id", "url", "description", "secret", "event_types", "scopes", "enabled",
-                  "consecutive_failures", "disabled_reason", "disabled_at", "created_at"]
-        read_only_fields = ["secret", "enabled", "consecutive_failures", "disabled_reason", "disabled_at",
-                            "created_at"]
+        # No secret here: it is shown once, in the answer to the create and to the rotate call.
+        fields = ["id", "url", "description", "event_types", "scopes", "enabled",
+                  "consecutive_failures", "disabled_reason", "disabled_at", "created_at", "secret_rotated_at",
+                  "previous_secret_expires_at"]
+        read_only_fields = ["enabled", "consecutive_failures", "disabled_reason", "disabled_at",
+                            "created_at", "secret_rotated_at", "previous_secret_expires_at"]
 
     def create(self, validated):
         try:
@@ -305,12 +322,42 @@ class SubscriptionSerializer(serializers.ModelSerializer):
             raise ValidationError({"detail": str(exc)}) from exc
 
 
+class CreatedSubscriptionSerializer(SubscriptionSerializer):
+    secret = serializers.CharField(read_only=True, help_text="whsec_…: shown in this answer only")
+
+    class Meta(SubscriptionSerializer.Meta):
+        fields = [*SubscriptionSerializer.Meta.fields, "secret"]
+
+
 class SubscriptionList(generics.ListCreateAPIView, SentimentAPIView):
-    """Webhook subscriptions. The secret (whsec_…) verifies signatures with any
-    Standard Webhooks library. Private/loopback URLs are refused unless allowed."""
+    """Webhook subscriptions. The signing secret (whsec_…, verifies with any Standard
+    Webhooks library) is in the creation answer only. Private/loopback URLs are refused unless allowed."""
 
     serializer_class = SubscriptionSerializer
     queryset = WebhookSubscription.objects.all()
+
+    @extend_schema(request=SubscriptionSerializer, responses={201: CreatedSubscriptionSerializer})
+    def post(self, request, *args, **kwargs):
+        ser = SubscriptionSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        sub = ser.save()
+        return Response(CreatedSubscriptionSerializer(sub).data, status=status.HTTP_201_CREATED)
+
+
+class RotatedSecretSerializer(serializers.Serializer):
+    secret = serializers.CharField(help_text="the new whsec_… secret: shown in this answer only")
+    previous_secret_expires_at = serializers.DateTimeField(
+        help_text="until then messages carry a signature with the previous secret too")
+
+
+class SubscriptionRotateSecret(SentimentAPIView):
+    """Give a subscription a new signing secret (answered once, here). The previous
+    secret keeps signing beside it for ``AIGC_WEBHOOK_SECRET_GRACE_S`` seconds."""
+
+    @extend_schema(request=None, responses={200: RotatedSecretSerializer})
+    def post(self, request, pk: int):
+        sub = webhooks.rotate_secret(generics.get_object_or_404(WebhookSubscription, pk=pk))
+        return Response({"secret": sub.secret, "previous_secret_expires_at": sub.previous_secret_expires_at})
 
 
 class SubscriptionDetail(generics.RetrieveDestroyAPIView, SentimentAPIView):
@@ -339,7 +386,8 @@ class DeliveryList(generics.ListAPIView, SentimentAPIView):
     serializer_class = DeliverySerializer
 
     def get_queryset(self):
-        return (Delivery.objects.filter(subscription_id=self.kwargs["pk"]).select_related("message")
+        sub = generics.get_object_or_404(WebhookSubscription, pk=self.kwargs["pk"])  # unknown: 404, not []
+        return (Delivery.objects.filter(subscription=sub).select_related("message")
                 .prefetch_related("attempt_log").order_by("-created_at", "-id"))
 
 

@@ -16,4 +16,9 @@ class SentimentConfig(AppConfig):
                                          "schedule": every_minute},
             "sentiment-send-due-webhooks": {"task": "apps.sentiment.tasks.send_due_webhooks",
                                             "schedule": every_minute},
+            "sentiment-prune-delivery-attempts": {"task": "apps.sentiment.tasks.prune_delivery_attempts",
+                                                  "schedule": 3600.0},
         })
+        from apps.sentiment.services import register_monitoring
+
+        register_monitoring()

@@ -3,11 +3,11 @@ extraction, classification with the registry's model, trend buckets,
 staff corrections."""
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import logging
+import math
 import re
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -20,6 +20,8 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from apps.common.csvparse import CSVInputError, read_csv
+from apps.common.jsonparse import clean_text
 from apps.sentiment import conf
 from apps.sentiment.models import (
     BUCKET_SECONDS,
@@ -68,9 +70,27 @@ def content_hash(headline: str, body: str = "") -> str:
 
 def parse_published(value) -> datetime:
     """ISO 8601 (a bare date or naive time counts as UTC), RFC 2822, or epoch seconds."""
+    try:
+        dt = _parse_published(value)
+        if timezone.is_naive(dt):
+            dt = dt.replace(tzinfo=UTC)
+        dt = dt.astimezone(UTC)
+    except (OverflowError, OSError) as exc:  # 1e20, "0001-01-01T00:00:00+14:00"
+        raise ValueError(f"published_at {str(value)[:40]!r} is out of range") from exc
+    if dt.year < PUBLISHED_MIN_YEAR:
+        raise ValueError(f"published_at {str(value)[:40]!r} is before {PUBLISHED_MIN_YEAR}")
+    return dt
+
+
+PUBLISHED_MIN_YEAR = 1900  # older than any news archive we ingest: a typo or an attack
+
+
+def _parse_published(value) -> datetime:
     if isinstance(value, datetime):
         dt = value
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ValueError("published_at must be a finite number of epoch seconds")
         dt = datetime.fromtimestamp(float(value), tz=UTC)
     elif isinstance(value, str) and value.strip():
         raw = value.strip()
@@ -86,9 +106,7 @@ def parse_published(value) -> datetime:
             raise ValueError(f"published_at {raw[:40]!r} is not an ISO 8601 or RFC 2822 time")
     else:
         raise ValueError("published_at must be a time string or epoch seconds")
-    if timezone.is_naive(dt):
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
+    return dt
 
 
 _CASHTAG = re.compile(r"(?<![\w$])\$([A-Za-z]{1,6}(?:\.[A-Za-z]{1,2})?)\b")
@@ -140,6 +158,9 @@ class _Clean:
 def _clean_item(index: int, raw, labelled: bool, topics: list[str], now: datetime) -> _Clean:
     if not isinstance(raw, dict):
         raise ValueError("an item must be an object with url, headline, published_at")
+    for name in ("url", "headline", "title", "body", "topic", "sentiment", "source"):
+        if raw.get(name) is not None:  # text, not coerced: ``headline: [...]`` is refused
+            clean_text(raw[name], name)
     url = str(raw.get("url") or "").strip()
     parts = urlsplit(url)
     if not url:
@@ -251,13 +272,16 @@ def parse_csv(data: bytes) -> tuple[list[dict], bool]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise IngestError(f"the CSV is not UTF-8 (byte {exc.start})") from exc
-    reader = csv.DictReader(io.StringIO(text))
-    header = {h.strip().lower() for h in (reader.fieldnames or [])}
+    try:
+        fieldnames, parsed = read_csv(text)
+    except CSVInputError as exc:
+        raise IngestError(exc.detail) from exc
+    header = {h.lower() for h in fieldnames}
     missing = CSV_COLUMNS - header
     if missing:
         raise IngestError(f"the CSV lacks column(s) {', '.join(sorted(missing))}; "
                           "expected url, headline, body, published_at")
-    rows = [{(k or "").strip().lower(): v for k, v in row.items()} for row in reader]
+    rows = [{(k or "").strip().lower(): v for k, v in row.items()} for _, row in parsed]
     return rows, bool({"topic", "sentiment"} & header)
 
 
@@ -283,6 +307,60 @@ def ingest_csv(data: bytes, source: NewsSource, progress: Progress = _noop) -> I
     total.duplicates.sort(key=lambda d: d["index"])
     total.rejected.sort(key=lambda r: r["index"])
     return total
+
+
+# --- CSV imports run as jobs ---------------------------------------------------------
+
+def upload_dir():
+    from pathlib import Path
+
+    from django.conf import settings
+
+    path = Path(settings.AIGC_ARTIFACTS_DIR) / "sentiment-uploads"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def queue_csv_import(data: bytes, source_name: str, user=None):
+    """Check the CSV now (a clear 400 before anything is queued: size, encoding, columns),
+    store it where the workers read it, and queue its import as a job."""
+    import uuid
+
+    from apps.common.jobs import enqueue
+    from apps.sentiment.tasks import import_csv
+
+    rows, _ = parse_csv(data)
+    name = f"{uuid.uuid4().hex}.csv"
+    tmp = upload_dir() / f".{name}.tmp"
+    tmp.write_bytes(data)
+    tmp.replace(upload_dir() / name)
+    job = enqueue(import_csv, "sentiment.import", user=user,
+                  params={"rows": len(rows), "bytes": len(data), "source": source_name},
+                  upload=name, source=source_name)
+    return job, len(rows)
+
+
+def import_csv_upload(name: str, source_name: str, progress: Progress = _noop) -> dict:
+    """The job body: ingest a stored CSV, ask for classification, drop the file."""
+    from pathlib import Path
+
+    path = upload_dir() / Path(name).name
+    if not path.exists():
+        raise IngestError(f"the upload {name} is gone")
+    source = source_named(source_name or "csv upload", NewsSource.Kind.CSV)
+    with transaction.atomic():
+        result = ingest_csv(path.read_bytes(), source, progress)
+        if result.created:
+            from apps.sentiment.tasks import queue_classification
+
+            job = queue_classification()
+        else:
+            job = None
+    path.unlink(missing_ok=True)
+    out = result.as_dict()
+    out.pop("created_ids")
+    out["classify_job"] = job.pk if job else None
+    return out
 
 
 def source_named(name: str, kind: str = NewsSource.Kind.API) -> NewsSource:
@@ -421,55 +499,111 @@ def classify_texts(model, texts: list[str]) -> list[dict]:
     return out
 
 
-def classify_pending(progress: Progress = _noop, limit: int | None = None) -> dict:
-    """Classify every item that has no classification yet, in batches; upsert trends."""
+def pending_items():
+    """News items with no classification yet (oldest news first)."""
+    return NewsItem.objects.filter(classification__isnull=True).order_by("published_at", "id")
+
+
+_depth_cache: dict[str, float] = {"at": -1e9, "n": 0}
+
+
+def pending_depth(max_age_s: float = 1.0) -> int:
+    """How many items wait for classification, re-counted at most every ``max_age_s``
+    per process (ingest asks on every call; the count is an anti-join over the news)."""
+    now = time.monotonic()
+    if now - _depth_cache["at"] > max_age_s:
+        _depth_cache["n"] = pending_items().count()
+        _depth_cache["at"] = now
+    return int(_depth_cache["n"])
+
+
+def classify_pending(progress: Progress = _noop, limit: int | None = None, max_run_s: float | None = None,
+                     batch_size: int | None = None) -> dict:
+    """Drain the pending items in batches until none is left (or ``limit`` items, or
+    ``max_run_s`` seconds), storing classifications and trend counts.
+
+    Several workers may drain at once and never classify the same row: each batch is
+    claimed with ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL (rows another
+    worker holds are skipped, not waited for) and classified and stored inside that
+    transaction. SQLite has no row locks: there every transaction is BEGIN IMMEDIATE
+    (settings), which takes the database's one write lock at its start, so the
+    claim-classify-store of one worker is serialised against the other's and the
+    second sees the first's rows as classified. The "already classified?" re-check
+    before the insert stays as a last guard (a row classified by a transaction that
+    committed between our snapshot and our lock)."""
     loaded = load_model()
     if loaded is None:
         return {"classified": 0, "note": "no sentiment.news model is trained yet"}
     model, version = loaded.obj, loaded.version
-    pending = NewsItem.objects.filter(classification__isnull=True).order_by("published_at", "id")
-    total = pending.count() if limit is None else min(limit, pending.count())
-    done = 0
+    size = batch_size or conf.CLASSIFY_BATCH
+    deadline = time.monotonic() + max_run_s if max_run_s else None
+    total = pending_items().count()
+    if limit is not None:
+        total = min(total, limit)
+    stored = seen = batches = 0
+    infer_s = 0.0
     progress(0, f"{total} items to classify")
-    while done < total:
-        batch = list(pending.only("id", "headline", "body", "published_at", "tickers")[:conf.CLASSIFY_BATCH])
-        if not batch:
+    while limit is None or seen < limit:
+        if deadline is not None and time.monotonic() > deadline:
             break
+        take = size if limit is None else min(size, limit - seen)
+        n_seen, n_stored, dt = _classify_one_batch(model, version, take)
+        if not n_seen:
+            break
+        seen += n_seen
+        stored += n_stored
+        infer_s += dt
+        batches += 1
+        progress(min(99.0, 100 * seen / max(1, total)), f"classified {seen} of about {max(total, seen)}")
+    return {"classified": seen, "stored": stored, "batches": batches, "inference_s": round(infer_s, 3),
+            "model_version": version, "more_pending": pending_items().exists()}
+
+
+def _classify_one_batch(model, version, size: int) -> tuple[int, int, float]:
+    """Claim up to ``size`` pending rows, classify and store them in one transaction.
+    Returns (rows claimed, classifications stored, inference seconds)."""
+    from apps.common import metrics
+
+    with transaction.atomic():
+        batch = list(pending_items().select_for_update(skip_locked=True, of=("self",))
+                     .only("id", "headline", "body", "published_at", "tickers")[:size])
+        if not batch:
+            return 0, 0, 0.0
+        t0 = time.perf_counter()
         preds = classify_texts(model, [it.text for it in batch])
-        with transaction.atomic():
-            # Items another job classified meanwhile are skipped (one-to-one).
-            taken = set(Classification.objects.filter(item_id__in=[it.pk for it in batch])
-                        .values_list("item_id", flat=True))
-            objs, rows = [], []
-            for it, p in zip(batch, preds, strict=True):
-                if it.pk in taken:
+        dt = time.perf_counter() - t0
+        metrics.observe_inference(conf.MODEL_NAME, dt, len(batch))
+        # Last guard: rows a transaction classified after our snapshot are skipped (one-to-one).
+        taken = set(Classification.objects.filter(item_id__in=[it.pk for it in batch])
+                    .values_list("item_id", flat=True))
+        objs, rows = [], []
+        for it, p in zip(batch, preds, strict=True):
+            if it.pk in taken:
+                continue
+            topic = p.get("topic", "")
+            objs.append(Classification(
+                item=it, topic=topic, sentiment=p["sentiment"], topic_confidence=p.get("topic_confidence", 0),
+                sentiment_confidence=p["sentiment_confidence"], probabilities=p["probabilities"],
+                predicted_topic=topic, predicted_sentiment=p["sentiment"], model_version=version,
+            ))
+            rows.append((it.published_at, topic, p["sentiment"], it.tickers))
+        try:
+            with transaction.atomic():
+                Classification.objects.bulk_create(objs)
+        except IntegrityError:
+            # Stored by another transaction after the check: keep the rest one by one and
+            # count in the trends only what this one stored.
+            kept = []
+            for obj, row in zip(objs, rows, strict=True):
+                try:
+                    with transaction.atomic():
+                        obj.save(force_insert=True)
+                except IntegrityError:
                     continue
-                topic = p.get("topic", "")
-                objs.append(Classification(
-                    item=it, topic=topic, sentiment=p["sentiment"], topic_confidence=p.get("topic_confidence", 0),
-                    sentiment_confidence=p["sentiment_confidence"], probabilities=p["probabilities"],
-                    predicted_topic=topic, predicted_sentiment=p["sentiment"], model_version=version,
-                ))
-                rows.append((it.published_at, topic, p["sentiment"], it.tickers))
-            try:
-                with transaction.atomic():
-                    Classification.objects.bulk_create(objs)
-            except IntegrityError:
-                # Another job (a second worker) stored some of these after our check: keep
-                # the rest one by one and count in the trends only what this job stored.
-                kept = []
-                for obj, row in zip(objs, rows, strict=True):
-                    try:
-                        with transaction.atomic():
-                            obj.save(force_insert=True)
-                    except IntegrityError:
-                        continue
-                    kept.append(row)
-                rows = kept
-            apply_trends(rows)
-        done += len(batch)
-        progress(100 * done / max(1, total), f"classified {done} of {total}")
-    return {"classified": done, "model_version": version}
+                kept.append(row)
+            rows = kept
+        apply_trends(rows)
+    return len(batch), len(rows), dt
 
 
 def correct_label(item: NewsItem, user, topic: str | None = None, sentiment: str | None = None) -> Classification:
@@ -492,3 +626,38 @@ def correct_label(item: NewsItem, user, topic: str | None = None, sentiment: str
         apply_trends([(item.published_at, cls.topic, cls.sentiment, item.tickers)])
         NewsItem.objects.filter(pk=item.pk).update(gold_topic=cls.topic, gold_sentiment=cls.sentiment)
     return cls
+
+
+# --- backlog and metrics (read by /healthz, /jobs/ and /metrics) ------------------------
+
+def classify_backlog() -> dict:
+    from django.conf import settings
+
+    return {"depth": pending_depth(), "limit": settings.AIGC_INGEST_PENDING_LIMIT, "unit": "news items"}
+
+
+def _delivery_outcomes() -> dict[tuple, float]:
+    from django.db.models import Count
+
+    from apps.sentiment.models import DeliveryAttempt
+
+    return {(r["status"],): r["n"] for r in DeliveryAttempt.objects.order_by().values("status")
+            .annotate(n=Count("id"))}
+
+
+def register_monitoring() -> None:
+    from apps.common import health, metrics
+
+    health.register_backlog("sentiment.classify", classify_backlog)
+    metrics.register_gauge("aigc_classify_pending", "News items waiting for classification", (),
+                           lambda: {(): pending_depth()})
+    metrics.register_gauge("aigc_classify_pending_limit", "Backpressure limit: ingest answers 429 above it", (),
+                           lambda: {(): _limit()})
+    metrics.register_gauge("aigc_webhook_delivery_attempts", "Webhook delivery attempts kept (retention window), "
+                           "by outcome", ("status",), _delivery_outcomes)
+
+
+def _limit() -> int:
+    from django.conf import settings
+
+    return settings.AIGC_INGEST_PENDING_LIMIT

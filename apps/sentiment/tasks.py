@@ -17,6 +17,21 @@ def train_sentiment(job_id: int, epochs: int | None = None) -> dict:
         done = services.classify_pending(lambda p, m: progress(80 + p * 0.2, m))
         result["classified"] = done["classified"]
         result["alerts"] = alerts.evaluate_rules()
+        # Items labelled by the previous version are re-labelled in their own job (progress, retry).
+        result["relabel_job"] = enqueue(relabel_news, "sentiment.relabel").pk
+        return result
+
+    return run_job(job_id, work)
+
+
+@shared_task(name="apps.sentiment.tasks.relabel_news", acks_late=True)
+def relabel_news(job_id: int) -> dict:
+    """After a promote: re-label stored items with the new version, recount trends, re-check alerts."""
+    from apps.sentiment import alerts, relabel
+
+    def work(progress):
+        result = relabel.relabel_items(lambda p, m: progress(p * 0.95, m))
+        result["alerts"] = alerts.evaluate_rules()
         return result
 
     return run_job(job_id, work)
@@ -24,15 +39,82 @@ def train_sentiment(job_id: int, epochs: int | None = None) -> dict:
 
 @shared_task(name="apps.sentiment.tasks.classify_news", acks_late=True)
 def classify_news(job_id: int) -> dict:
-    """Classify unclassified items, then evaluate the alert rules on the new trends."""
-    from apps.sentiment import alerts, services
+    """Single-flight: drain the pending items (with any other worker draining beside
+    it, never on the same rows), then evaluate the alert rules only when this run
+    stored something. Queued through ``queue_classification`` (one queued job at a time)."""
+    from django.conf import settings
+
+    from apps.sentiment import services
+
+    _debounce(job_id, settings.AIGC_CLASSIFY_DEBOUNCE_S)
 
     def work(progress):
-        result = services.classify_pending(progress)
-        result["alerts"] = alerts.evaluate_rules()
+        result = services.classify_pending(progress, max_run_s=settings.AIGC_CLASSIFY_MAX_RUN_S)
+        if result.get("stored"):
+            from apps.sentiment import alerts
+
+            result["alerts"] = alerts.evaluate_rules()
+        if result.pop("more_pending", False):
+            # Stopped by the time bound with work left: make sure a job follows (joins one if queued).
+            queue_classification()
         return result
 
     return run_job(job_id, work)
+
+
+def _debounce(job_id: int, seconds: float) -> None:
+    """Wait until the job is ``seconds`` old, before claiming it: while it stays queued,
+    the ingest calls of a burst join it instead of each making work of their own."""
+    import time
+
+    from celery import current_task
+    from django.utils import timezone
+
+    from apps.common.models import Job
+
+    request = getattr(current_task, "request", None)
+    if request is None or request.is_eager:
+        return  # run in-process: nothing else can join meanwhile
+    created = Job.objects.filter(pk=job_id, state=Job.State.QUEUED).values_list("created_at", flat=True).first()
+    if created is not None and seconds > 0:
+        wait = seconds - (timezone.now() - created).total_seconds()
+        if wait > 0:
+            time.sleep(min(wait, seconds))
+
+
+def queue_classification(user=None):
+    """The one way to ask for classification: joins the queued job if there is one."""
+    from apps.common.jobs import enqueue_coalesced
+
+    job, _ = enqueue_coalesced(classify_news, "sentiment.classify", "pending", user=user)
+    return job
+
+
+@shared_task(name="apps.sentiment.tasks.import_csv", acks_late=True)
+def import_csv(job_id: int, upload: str, source: str = "") -> dict:
+    """A news CSV upload, stored by the API, ingested on a worker."""
+    from apps.sentiment import services
+
+    return run_job(job_id, lambda progress: services.import_csv_upload(upload, source, progress))
+
+
+@shared_task(name="apps.sentiment.tasks.prune_delivery_attempts", ignore_result=True)
+def prune_delivery_attempts() -> int:
+    """Beat, hourly: delete webhook attempt rows older than AIGC_DELIVERY_ATTEMPT_RETENTION_DAYS."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    from apps.sentiment.models import DeliveryAttempt
+
+    cutoff = timezone.now() - timedelta(days=settings.AIGC_DELIVERY_ATTEMPT_RETENTION_DAYS)
+    total = 0
+    while True:
+        ids = list(DeliveryAttempt.objects.filter(at__lt=cutoff).values_list("id", flat=True)[:2000])
+        if not ids:
+            return total
+        total += DeliveryAttempt.objects.filter(id__in=ids).delete()[0]
 
 
 @shared_task(name="apps.sentiment.tasks.poll_feed", acks_late=True)
@@ -43,7 +125,7 @@ def poll_feed(job_id: int, source_id: int) -> dict:
     def work(progress):
         result = services.poll_source(NewsSource.objects.get(pk=source_id)).as_dict()
         if result["created"]:
-            enqueue(classify_news, "sentiment.classify")
+            queue_classification()
         return {k: v for k, v in result.items() if k != "created_ids"}
 
     return run_job(job_id, work)

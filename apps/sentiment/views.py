@@ -6,14 +6,15 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.db import transaction
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.common.jobs import enqueue
 from apps.common.models import Job
+from apps.common.staff import staff_member_required
 from apps.sentiment import conf, services, webhooks
 from apps.sentiment.models import (
     BUCKET_SECONDS,
@@ -21,6 +22,7 @@ from apps.sentiment.models import (
     Alert,
     AlertRule,
     BucketSize,
+    Company,
     Delivery,
     NewsItem,
     NewsSource,
@@ -50,7 +52,8 @@ def _model_info() -> dict:
         return {}
     heads = [(h, current.metrics[h]) for h in ("topic", "sentiment") if isinstance(current.metrics.get(h), dict)]
     return {"version": current.version, "created_at": current.created_at, "metrics": current.metrics,
-            "heads": heads}
+            "heads": heads, "mode": current.metrics.get("mode", current.config.get("mode", "head")),
+            "mode_reason": current.metrics.get("mode_reason", ""), "disk": engine.disk_usage_mb(conf.MODEL_NAME)}
 
 
 @staff_member_required
@@ -176,7 +179,25 @@ class RuleForm(forms.ModelForm):
             self.add_error("key", f"topic must be one of {', '.join(conf.topics())}")
         if data.get("scope") == Scope.COMPANY:
             data["key"] = key.upper().lstrip("$")
+            if data["key"] and (err := unknown_company_error([data["key"]])):
+                self.add_error("key", err)
         return data
+
+
+def known_companies() -> set[str]:
+    """Company keys a rule or subscription may name: the company list and any ticker seen in the news."""
+    return set(Company.objects.values_list("ticker", flat=True)) | set(
+        TrendBucket.objects.filter(scope=Scope.COMPANY).values_list("key", flat=True).distinct())
+
+
+def unknown_company_error(keys: list[str]) -> str | None:
+    """A key that matches nothing would be saved and silently never fire: say so instead."""
+    known = known_companies()
+    unknown = [k for k in keys if k not in known]
+    if not unknown:
+        return None
+    hint = ", ".join(sorted(known)[:12]) or "none yet (add companies under Sources & model, or ingest news)"
+    return f"no company {', '.join(unknown)} is known; known tickers: {hint}"
 
 
 @staff_member_required
@@ -254,25 +275,45 @@ def rule_delete(request, pk: int):
     return redirect("sentiment:rules")
 
 
+NEW_SECRET_SESSION = "aigc_new_webhook_secret"
+
+
 @staff_member_required
 def webhooks_page(request):
-    new_secret = None
+    """Post/redirect/get: the new signing secret waits in the session for the one GET that
+    shows it; a refused form comes back with what was typed and the reason by its field."""
+    values = {"url": "", "description": "", "event_types": [], "scopes": ""}
+    errors: dict[str, str] = {}
     if request.method == "POST":
-        url = (request.POST.get("url") or "").strip()
-        try:
-            sub = webhooks.create_subscription(
-                url, description=request.POST.get("description", ""),
-                event_types=request.POST.getlist("event_types"),
-                scopes=[s for s in (request.POST.get("scopes") or "").replace(",", " ").split() if s])
-        except webhooks.SubscriptionError as exc:
-            messages.error(request, f"Not saved: {exc}")
+        values = {"url": (request.POST.get("url") or "").strip(),
+                  "description": request.POST.get("description", ""),
+                  "event_types": request.POST.getlist("event_types"),
+                  "scopes": (request.POST.get("scopes") or "").strip()}
+        scopes = [s for s in values["scopes"].replace(",", " ").split() if s]
+        companies = [s.split(":", 1)[1].upper().lstrip("$") for s in scopes if s.startswith("company:")]
+        if not values["url"]:
+            errors["url"] = "The URL to POST alerts to is required."
+        elif companies and (err := unknown_company_error(companies)):
+            errors["scopes"] = err
         else:
-            new_secret = sub.secret
-            messages.success(request, f"Subscription to {sub.url} created. Copy its signing secret now.")
+            try:
+                sub = webhooks.create_subscription(
+                    values["url"], description=values["description"], event_types=values["event_types"],
+                    scopes=[f"company:{s.split(':', 1)[1].upper().lstrip('$')}" if s.startswith("company:") else s
+                            for s in scopes])
+            except webhooks.SubscriptionError as exc:
+                text = str(exc)
+                field = "event_types" if "event type" in text else "scopes" if "scope" in text else "url"
+                errors[field] = text
+            else:
+                request.session[NEW_SECRET_SESSION] = {"id": sub.pk, "secret": sub.secret}
+                messages.success(request, f"Subscription to {sub.url} created. Copy its signing secret now.")
+                return redirect("sentiment:webhooks")
+    shown = request.session.pop(NEW_SECRET_SESSION, None)
     return render(request, "sentiment/webhooks.html", {
         "subs": WebhookSubscription.objects.all(), "event_types": WebhookSubscription.EVENT_TYPES,
-        "new_secret": new_secret,
-    })
+        "new_secret": shown["secret"] if shown else None, "values": values, "errors": errors,
+    }, status=400 if errors else 200)
 
 
 @staff_member_required
@@ -292,6 +333,20 @@ def webhook_resend(request, pk: int):
     messages.success(request, f"Re-sending {len(sent)} failed deliveries in creation order."
                      if sent else "No failed deliveries to re-send.")
     return redirect("sentiment:webhook", pk=pk)
+
+
+@never_cache
+@staff_member_required
+@require_POST
+def webhook_rotate_secret(request, pk: int):
+    """A new signing secret, shown on this one answer; the old one signs too until the grace period ends."""
+    sub = webhooks.rotate_secret(get_object_or_404(WebhookSubscription, pk=pk))
+    deliveries = (Delivery.objects.filter(subscription=sub).select_related("message")
+                  .prefetch_related("attempt_log").order_by("-created_at", "-id")[:100])
+    messages.success(request, "New signing secret below: copy it now, it is not shown again. The previous "
+                              f"secret keeps signing until {sub.previous_secret_expires_at:%Y-%m-%d %H:%M} UTC.")
+    return render(request, "sentiment/webhook_detail.html",
+                  {"sub": sub, "deliveries": deliveries, "new_secret": sub.secret})
 
 
 @staff_member_required
@@ -335,21 +390,13 @@ def sources_page(request):
         else:
             try:
                 with transaction.atomic():
-                    source = services.source_named(request.POST.get("source") or "csv upload", NewsSource.Kind.CSV)
-                    result = services.ingest_csv(upload.read(), source)
-                    if result.created:
-                        from apps.sentiment.tasks import classify_news
-
-                        enqueue(classify_news, "sentiment.classify", user=request.user)
+                    job, rows = services.queue_csv_import(upload.read(), request.POST.get("source") or "csv upload",
+                                                          request.user)
             except services.IngestError as exc:
                 messages.error(request, f"Upload refused: {exc}")
             else:
-                msg = (f"{len(result.created)} stored, {len(result.duplicates)} duplicates, "
-                       f"{len(result.rejected)} rejected")
-                if result.rejected:
-                    first = result.rejected[0]
-                    msg += f" (row {first['index'] + 2}: {first['reason']})"
-                messages.success(request, msg)
+                messages.success(request, f"Import of {rows} rows queued as job #{job.pk} (progress below and on "
+                                          "the jobs page).")
         return redirect("sentiment:sources")
     return render(request, "sentiment/sources.html", {
         "sources": NewsSource.objects.all(), "model": _model_info(),

@@ -6,7 +6,7 @@ Artifact layout::
     bot.json          templates, past questions, KB chunks, label list, metrics
     questions.faiss   past customer questions -> their answer template (VectorIndex)
     kb.faiss          knowledge-base chunks (VectorIndex)
-    intent/           EncoderClassifier (head only), when there were >= 2 intents
+    intent/           EncoderClassifier (fine-tuned, or head only on small data), when >= 2 intents
     lm/               GRU language model on agent replies (agent-assist completion)
     ngram/            n-gram baseline on the same subword tokens
 """
@@ -106,7 +106,7 @@ class Bot:
             return {}
         probs = self._head_probs(vec) if vec is not None else None
         if probs is None:
-            probs = self.classifier.predict_proba([text])["intent"][0]
+            probs = self.classifier.predict_proba([text], frozen_embeddings=vec)["intent"][0]
         return {lab: float(p) for lab, p in zip(self.meta["labels"], probs, strict=True)}
 
     def _head_probs(self, vec: np.ndarray) -> np.ndarray | None:
@@ -218,17 +218,19 @@ def build_bot(
     q_vecs = _encode(questions)
     kb_vecs = _encode([f"{c['title']}. {c['heading']}. {c['text']}" for c in chunks])
 
-    # Held-out split (labelled pairs only) for the classifier and the precision/coverage curve.
+    # Three splits of the labelled pairs (training.intent_splits): train; validation for the
+    # classifier's own choices; calibration for the threshold and the held-out curve only.
     labelled = [i for i, lab in enumerate(labels) if lab]
-    tr_rel, va_rel = training.holdout_split([labels[i] for i in labelled])
-    train_idx = [labelled[i] for i in tr_rel] + [i for i, lab in enumerate(labels) if not lab]
-    val_idx = [labelled[i] for i in va_rel]
+    parts = training.intent_splits([labels[i] for i in labelled])
+    train_idx = [labelled[i] for i in parts.train] + [i for i, lab in enumerate(labels) if not lab]
+    fit_val_idx = [labelled[i] for i in parts.validation]
+    val_idx = [labelled[i] for i in parts.calibration]  # the calibration rows: nothing above chose on them
     classes = sorted({labels[i] for i in train_idx if labels[i]})
     classifier = None
     if len(classes) >= 2:
         progress(10, f"training the intent classifier on {len(classes)} intents")
         tr = [i for i in train_idx if labels[i]]
-        va = [i for i in val_idx if labels[i] in classes]
+        va = [i for i in fit_val_idx if labels[i] in classes]
         classifier, clf_metrics = training.train_intent_classifier(
             [questions[i] for i in tr], [labels[i] for i in tr],
             [questions[i] for i in va] or None, [labels[i] for i in va] or None,
@@ -297,7 +299,7 @@ def build_bot(
     if classifier is not None:
         classifier.save(out_dir / "intent")
 
-    replies = [p["answer"] for p in pairs][:LM_MAX_TEXTS]
+    replies = [p["answer"] for p in pairs if p.get("answer")][:LM_MAX_TEXTS]
     if len(replies) >= 10:
         progress(65, "training the language model on agent replies")
         metrics["lm"] = train_reply_models(out_dir, replies, lm_epochs, progress)

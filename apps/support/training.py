@@ -4,16 +4,25 @@ same functions on BANKING77 that the Celery job calls on the shop's transcripts.
 """
 from __future__ import annotations
 
-import random
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 Progress = Callable[[float, str], None]
 
-INTENT_EPOCHS = 8  # head-only on cached frozen MiniLM features: seconds on 2 CPU cores
+INTENT_EPOCHS: int | None = None  # None: the engine recipe's epochs for the mode that runs
 PRECISION_TARGETS = (0.8, 0.9, 0.95)
+VALIDATION_SHARE = 0.1  # early stopping, epoch, probe C and blend weight are chosen here
+CALIBRATION_SHARE = 0.1  # the bot's threshold and every "held-out" figure come from here only
+
+
+def intent_splits(labels: Sequence[str], seed: int = 1234):
+    """Row indices named for their use: ``train``, ``validation`` (model choices) and
+    ``calibration`` (the confidence threshold, held-out metrics); stratified by intent.
+    An intent with 2 rows or fewer stays whole in train."""
+    from aigc_core.data.splits import stratified_indices
+
+    return stratified_indices(list(labels), VALIDATION_SHARE, CALIBRATION_SHARE, seed, min_per_class=2)
 
 
 def train_intent_classifier(
@@ -22,30 +31,35 @@ def train_intent_classifier(
     val_texts: Sequence[str] | None = None,
     val_labels: Sequence[str] | None = None,
     on_progress: Progress | None = None,
-    epochs: int = INTENT_EPOCHS,
-    mode: str = "head",
+    epochs: int | None = INTENT_EPOCHS,
+    mode: str | None = None,
+    seed: int = 1234,
 ):
-    """Intent classifier on the shipped MiniLM (engine ``train_classifier``, head-only by default).
+    """Intent classifier on the shipped MiniLM with the engine's fine-tuning recipe
+    (``aigc_core.training.recipe``); full fine-tune by default when the data allows.
 
-    Returns (model, metrics); ``model.predict_proba(texts)["intent"]`` is (N, n_labels)
-    in the order of ``model.config.heads["intent"]``."""
+    Returns (model, metrics); metrics say which mode ran and why (``mode``,
+    ``mode_reason``). ``model.predict_proba(texts)["intent"]`` is (N, n_labels) in the
+    order of ``model.config.heads["intent"]``."""
     from aigc_core.models.classifier import ClassifierConfig, train_classifier
-    from aigc_core.training import TrainConfig
+    from aigc_core.training.recipe import MIN_STEPS, choose_mode, finetune_train_config
 
     classes = sorted(set(labels))
     if len(classes) < 2:
         raise ValueError("an intent classifier needs at least two different intents")
+    mode, reason = choose_mode(len(texts), mode)
     config = ClassifierConfig(heads={"intent": classes}, mode=mode, class_weights=True)
-    train_config = TrainConfig(
-        epochs=epochs, batch_size=32, lr=2e-3 if mode == "head" else 5e-5, patience=3,
-        monitor="val_loss" if val_texts else "train_loss", progress_bar=False,
-    )
+    overrides = {"seed": seed}
+    if epochs:
+        overrides["epochs"] = epochs
+    train_config = finetune_train_config(mode, **overrides)
     model, metrics = train_classifier(
         list(texts), {"intent": list(labels)}, config, train_config,
         val_texts=list(val_texts) if val_texts else None,
         val_labels={"intent": list(val_labels)} if val_labels else None,
-        on_progress=on_progress,
+        on_progress=on_progress, min_steps=0 if epochs else MIN_STEPS,
     )
+    metrics["mode_reason"] = reason
     return model, metrics
 
 
@@ -132,16 +146,9 @@ def coverage_at_precision_from_confidence(confidence, correct, targets: Sequence
 
 
 def holdout_split(labels: Sequence[str], val_ratio: float = 0.2, seed: int = 1234) -> tuple[list[int], list[int]]:
-    """Stratified indices: each label with >= 3 examples gives ~val_ratio (at least one) to validation."""
-    by_label: dict[str, list[int]] = defaultdict(list)
-    for i, lab in enumerate(labels):
-        by_label[lab].append(i)
-    rng = random.Random(seed)
-    train, val = [], []
-    for lab in sorted(by_label):
-        idx = by_label[lab][:]
-        rng.shuffle(idx)
-        n_val = max(1, round(len(idx) * val_ratio)) if len(idx) >= 3 else 0
-        val.extend(idx[:n_val])
-        train.extend(idx[n_val:])
-    return sorted(train), sorted(val)
+    """Stratified (train, validation) indices: each label with >= 3 examples gives ~val_ratio
+    (at least one) to validation. Prefer ``intent_splits``, which also holds out calibration rows."""
+    from aigc_core.data.splits import stratified_indices
+
+    parts = stratified_indices(list(labels), val_ratio, 0.0, seed, min_per_class=2)
+    return parts.train, parts.validation

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
-from django.http import HttpResponseBadRequest
+from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from apps.common.jobs import enqueue
 from apps.common.models import Job
+from apps.common.staff import staff_member_required
 from apps.support import api, ingest, services, tasks
 from apps.support.models import BotSettings, Conversation, IntentCluster, KBArticle, WidgetKey
 
@@ -25,6 +25,7 @@ def _version_rows():
             "pairs": m.get("pairs"), "templates": m.get("templates"), "chunks": m.get("kb_chunks"),
             "recall1": m.get("answer_recall_at_1"), "recall3": m.get("answer_recall_at_3"),
             "intent_acc": m.get("intent_accuracy"),
+            "mode": (m.get("intent") or {}).get("mode"), "mode_reason": (m.get("intent") or {}).get("mode_reason", ""),
             "cov95": (m.get("coverage_at_precision") or {}).get("0.95", {}).get("coverage"),
             "gru_ppl": (m.get("lm") or {}).get("gru_val_perplexity"),
             "ngram_ppl": (m.get("lm") or {}).get("ngram_val_perplexity"),
@@ -49,7 +50,17 @@ def dashboard(request):
         "unanswered": services.unanswered_questions(10),
         "jobs": Job.objects.filter(kind__startswith="support.")[:8],
         "widget_keys": WidgetKey.objects.all()[:5],
+        "disk": _disk_usage(),
     })
+
+
+def _disk_usage() -> dict | None:
+    from apps.common import engine
+
+    try:
+        return engine.disk_usage_mb(services.MODEL_NAME)
+    except Exception:  # a broken artifacts dir must not take the dashboard down
+        return None
 
 
 @staff_member_required
@@ -162,6 +173,8 @@ def promote(request, version: int):
     try:
         services.promote_version(version)
         messages.success(request, f"Version {version} is now live.")
+    except services.VersionNotFound as exc:
+        raise Http404(str(exc)) from exc
     except services.SupportError as exc:
         messages.error(request, str(exc))
     return redirect("support:dashboard")

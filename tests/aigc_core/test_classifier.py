@@ -43,10 +43,10 @@ def test_it_reaches_high_accuracy_on_a_separable_set_in_head_mode(tmp_path):
     val_texts = ["I got billed two times", "the package never came", "I forgot my login password"]
     val_ys = ["billing", "shipping", "account"]
     calls = []
-    model, m = train_classifier(texts, {"topic": ys}, ClassifierConfig(heads={"topic": []}),
+    model, m = train_classifier(texts, {"topic": ys}, ClassifierConfig(heads={"topic": []}, mode="head"),
                                 TrainConfig(epochs=15, **FAST), val_texts=val_texts, val_labels={"topic": val_ys},
                                 on_progress=lambda pct, msg: calls.append(pct))
-    assert m["topic/accuracy"] == 1.0 and m["macro_f1"] == 1.0 and calls[-1] == 100.0
+    assert m["topic/val_accuracy"] == 1.0 and m["val_macro_f1"] == 1.0 and calls[-1] == 100.0
     preds = model.predict(val_texts)["topic"]
     assert [label for label, _ in preds] == val_ys and all(0.34 < p <= 1.0 for _, p in preds)
 
@@ -69,11 +69,12 @@ def test_it_trains_several_heads_with_missing_labels():
     # Half the rows lack a topic, the other half lack an urgency: each head learns from its own rows.
     topic_labels = [y if i % 2 else None for i, y in enumerate(topics)]
     urgency_labels = [None if i % 2 else u for i, u in enumerate(urgency)]
-    cfg = ClassifierConfig(heads={"topic": ["account", "billing", "shipping"], "urgency": []}, hidden=0)
+    cfg = ClassifierConfig(heads={"topic": ["account", "billing", "shipping"], "urgency": []}, hidden=0,
+                           mode="head")
     model, m = train_classifier(texts, {"topic": topic_labels, "urgency": urgency_labels}, cfg,
                                 TrainConfig(epochs=20, **FAST), val_texts=texts,
                                 val_labels={"topic": topics, "urgency": urgency})
-    assert m["topic/accuracy"] >= 0.9 and m["urgency/accuracy"] >= 0.8
+    assert m["topic/val_accuracy"] >= 0.9 and m["urgency/val_accuracy"] >= 0.8
     proba = model.predict_proba(["where is my parcel!"])
     assert proba["topic"].shape == (1, 3) and proba["urgency"].shape == (1, 2)
     np.testing.assert_allclose(proba["topic"].sum(-1), 1.0, atol=1e-5)
@@ -127,3 +128,33 @@ def test_it_caches_frozen_features_by_data_hash(tmp_path, monkeypatch):
     np.testing.assert_array_equal(classifier.frozen_features(texts), first)  # from memory
     with pytest.raises(AssertionError, match="cache"):
         classifier.frozen_features(["different data"])
+
+
+def word_order_set(n: int, seed: int):
+    """Label = which of two colour words comes first; the words are the same either way,
+    so a bag of (frozen, mean-pooled) features cannot tell the classes apart."""
+    rng = random.Random(seed)
+    fillers = ["the", "car", "was", "then", "painted", "and", "later", "also", "a", "wall"]
+    texts, labels = [], []
+    for i in range(n):
+        a, b = ("red", "blue") if i % 2 == 0 else ("blue", "red")
+        words = rng.sample(fillers, 4)
+        texts.append(" ".join([words[0], a, words[1], words[2], b, words[3]]))
+        labels.append(f"{a} first")
+    return texts, labels
+
+
+def test_it_learns_word_order_in_full_mode_where_frozen_features_cannot():
+    texts, ys = word_order_set(96, seed=0)
+    val_texts, val_ys = word_order_set(40, seed=1)
+    from aigc_core.training.recipe import finetune_train_config
+
+    scores = {}
+    for mode in ("head", "full"):
+        tc = finetune_train_config(mode, epochs=6 if mode == "full" else 30, batch_size=16)
+        model, m = train_classifier(texts, ys, ClassifierConfig(heads={"order": []}, mode=mode), tc,
+                                    val_texts=val_texts, val_labels=val_ys)
+        assert m["mode"] == mode
+        pred = [label for label, _ in model.predict(val_texts)["order"]]
+        scores[mode] = sum(p == y for p, y in zip(pred, val_ys, strict=True)) / len(val_ys)
+    assert scores["full"] >= 0.9 and scores["full"] > scores["head"] + 0.2, scores

@@ -45,7 +45,9 @@ def test_it_runs_prep_train_eval_and_writes_an_artifact(tmp_path):
                 "--lr", "3e-3", "--batch-size", "8", artifacts=art)
     assert train.returncode == 0, train.stderr
     out = json.loads(train.stdout)
-    assert out["version"] == 1 and "topic/macro_f1" in out["metrics"]
+    # Validation figures are named so; a 16-row set trains in head mode and says why.
+    assert out["version"] == 1 and "topic/val_macro_f1" in out["metrics"] and "accuracy" not in out["metrics"]
+    assert out["metrics"]["mode"] == "head" and "500" in out["metrics"]["mode_reason"]
     manifest = json.loads((art / "tickets" / "v0001" / "manifest.json").read_text())
     assert manifest["data_hash"] == summary["train"]["data_hash"] and "heads.safetensors" in manifest["files"]
     assert (art / "tickets" / "CURRENT").read_text().strip() == "v0001"
@@ -55,6 +57,38 @@ def test_it_runs_prep_train_eval_and_writes_an_artifact(tmp_path):
     assert ev.returncode == 0, ev.stderr
     result = json.loads(ev.stdout)
     assert result["rows"] == summary["test"]["rows"] and result["metrics"]["topic/accuracy"] >= 0.75
+    assert result["evaluated_on"].startswith("test split of")
+    confusion = json.loads(Path(result["confusion_file"]).read_text())
+    assert confusion["topic"]["labels"] == ["billing", "shipping"] and "matrix" not in ev.stdout
+
+
+def test_it_evaluates_on_an_official_test_file_and_reports_unseen_labels(tmp_path):
+    art = tmp_path / "art"
+    data = write_csv(tmp_path / "train.csv")
+    official = tmp_path / "test.tsv"
+    official.write_text("text\tlabel\nwhere is my parcel\tshipping\nI was charged twice\tbilling\n"
+                        "can I pay in bitcoin\tcrypto\n")
+    renamed = official.read_text().replace("\tlabel\n", "\ttopic\n", 1)
+    (tmp_path / "test_topic.tsv").write_text(renamed)
+    prep = cli("prep", str(data), "--label-cols", "topic", "--test-file", str(tmp_path / "test_topic.tsv"),
+               "--out", str(tmp_path / "prep"), artifacts=art)
+    assert prep.returncode == 0, prep.stderr
+    assert json.loads(prep.stdout)["test"]["rows"] == 3  # the official file, whole
+    assert cli("train", "classifier", "--data", str(tmp_path / "prep"), "--name", "t", "--epochs", "4",
+               "--lr", "3e-3", "--no-progress", artifacts=art).returncode == 0
+    ev = cli("eval", "--name", "t", artifacts=art)
+    assert ev.returncode == 0, ev.stderr
+    m = json.loads(ev.stdout)["metrics"]
+    # The label never seen in training counts as an error instead of failing the run.
+    assert m["topic/unknown_labels"] == {"crypto": 1} and m["topic/rows"] == 3
+    assert m["topic/accuracy"] <= 2 / 3
+    # A label column the file lacks, or one named differently: an error, not "metrics": {}.
+    bad = cli("eval", "--name", "t", "--data", str(official), "--label-cols", "topic", artifacts=art)
+    assert bad.returncode == 1 and "missing column" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    other = cli("eval", "--name", "t", "--data", str(official), "--label-cols", "label", artifacts=art)
+    assert other.returncode == 1 and "--label-cols topic" in other.stderr
+    helptext = cli("prep", "--help", artifacts=art).stdout
+    assert "--test-file" in helptext and "default: 0.1" in helptext
 
 
 def test_it_trains_an_ngram_and_generates(tmp_path):

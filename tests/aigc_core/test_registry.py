@@ -101,3 +101,22 @@ def test_it_detects_corruption_and_falls_back(tmp_path):
     (v3.path / "manifest.json").write_text("{not json")
     path, mv, warning = reg.load_path_with_fallback("clf")
     assert mv.version == 1 and "v0003" in warning
+
+
+def test_it_keeps_a_bounded_number_of_versions_but_never_the_promoted_one(tmp_path):
+    reg = Registry(tmp_path, keep_versions=2)
+    reg.save("clf", writer_for(tiny_model(1)))  # v1, promoted
+    reg.save("clf", writer_for(tiny_model(2)), promote=False)
+    reg.save("clf", writer_for(tiny_model(3)), promote=False)
+    # v1 is older than the newest two but promoted: it stays; nothing else is over the bound.
+    assert [mv.version for mv in reg.versions("clf")] == [1, 2, 3]
+    reg.promote("clf", 3)
+    reg.save("clf", writer_for(tiny_model(4)), promote=False)
+    assert [mv.version for mv in reg.versions("clf")] == [3, 4]
+    assert not [p for p in (tmp_path / "clf").iterdir() if p.name.startswith(".tmp")]  # no leftovers
+    usage = reg.disk_usage()
+    sizes = usage["models"]["clf"]["versions"]
+    assert set(sizes) == {"v0003", "v0004"} and all(n > 0 for n in sizes.values())
+    assert usage["total"] == usage["models"]["clf"]["total"] == sum(sizes.values())
+    reg.save("clf", writer_for(tiny_model(5)))
+    assert [mv.version for mv in reg.versions("clf")] == [4, 5]  # numbers are never reused

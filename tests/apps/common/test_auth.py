@@ -48,8 +48,8 @@ def test_it_stores_only_the_hash():
 
 @pytest.mark.django_db
 def test_it_shows_a_new_key_once(staff_client):
-    resp = staff_client.post("/tokens/", {"name": "shop front", "app": "recommend"})
-    assert b"aigc_" in resp.content
+    resp = staff_client.post("/tokens/", {"name": "shop front", "app": "recommend"}, follow=True)
+    assert b"aigc_" in resp.content and resp.redirect_chain == [("/tokens/", 302)]
     again = staff_client.get("/tokens/")
     assert b'id="new-key"' not in again.content and b"shop front" in again.content
 

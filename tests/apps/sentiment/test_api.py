@@ -50,7 +50,13 @@ def test_it_ingests_a_csv_upload(sentiment_api, django_capture_on_commit_callbac
     with django_capture_on_commit_callbacks(execute=True):
         r = sentiment_api.post("/sentiment/api/news/csv/", {"file": SimpleUploadedFile("n.csv", csv)},
                                format="multipart")
-    assert r.status_code == 201 and r.json()["created"] == 1 and r.json()["rejected_items"][0]["index"] == 1
+    assert r.status_code == 202 and r.json()["rows"] == 2, r.content  # the import is a job
+    polled = sentiment_api.get(f"/api/jobs/{r.json()['job']}/")  # pollable with the token that made it
+    assert polled.status_code == 200, polled.content
+    job = polled.json()
+    assert job["kind"] == "sentiment.import" and job["state"] == "succeeded"
+    assert job["result"]["created"] == 1 and job["result"]["rejected_items"][0]["index"] == 1
+    assert NewsItem.objects.count() == 1
     bad = sentiment_api.post("/sentiment/api/news/csv/", {"file": SimpleUploadedFile("n.csv", b"a,b\n1,2\n")},
                              format="multipart")
     assert bad.status_code == 400 and "lacks column" in bad.json()["detail"]

@@ -86,7 +86,10 @@ def test_it_trains_in_a_job_registers_a_version_and_classifies(settings, tmp_pat
     job.refresh_from_db()
     assert job.state == Job.State.SUCCEEDED, job.error
     assert job.result["version"] == 1 and job.result["classified"] == NewsItem.objects.count()
-    assert job.result["metrics"]["sentiment"]["n"] == job.result["val_size"] > 0
+    # Held-out figures come from the calibration rows, not the validation rows the model chose on.
+    assert job.result["metrics"]["sentiment"]["n"] == job.result["heldout_size"] > 0
+    assert job.result["metrics"]["validation"]["sentiment"]["n"] == job.result["val_size"] > 0
+    assert job.result["mode"] == "head" and "quick" in job.result["mode_reason"]
     reg = engine.registry()
     assert reg.current("sentiment.news").version == 1
     assert set(Classification.objects.values_list("model_version", flat=True)) == {1}

@@ -44,3 +44,43 @@ def test_it_trains_the_intent_classifier_from_plain_lists():
     assert "val_loss" in metrics
     with pytest.raises(ValueError, match="two different intents"):
         training.train_intent_classifier(texts[:2], ["x", "x"])
+
+
+def test_it_splits_into_train_validation_and_calibration():
+    labels = ["a"] * 20 + ["b"] * 10 + ["c"] * 2
+    parts = training.intent_splits(labels)
+    assert sorted(parts.train + parts.validation + parts.calibration) == list(range(32))
+    assert not set(parts.train) & set(parts.validation) and not set(parts.validation) & set(parts.calibration)
+    cal = [labels[i] for i in parts.calibration]
+    assert cal.count("a") == 2 and cal.count("b") == 1 and "c" not in cal  # "c" is too rare to spare
+
+
+def test_the_bots_threshold_comes_from_calibration_rows_only(bot_artifacts):
+    """The hand-off figure scores test rows at the threshold the bot chose on its calibration
+    rows: test labels that would move a threshold chosen on them leave it where it is."""
+    from pathlib import Path
+
+    from apps.support.bot import Bot
+    from apps.support.services import MODEL_NAME
+    from bench.intent import bot_handoff
+    from tests.apps.support.factories import training_lists
+
+    root, metrics = bot_artifacts
+    pairs, _, _ = training_lists()
+    labelled = [p for p in pairs if p["label"]]
+    assert metrics["heldout"] == len(training.intent_splits([p["label"] for p in labelled]).calibration)
+    bot = Bot.load(Path(root) / MODEL_NAME / "v0001")
+    threshold = metrics["suggested_threshold"]
+    texts = [p["question"] for p in labelled[:12]]
+    vecs = __import__("aigc_core.retrieval.encoder", fromlist=["encode"]).encode(texts)
+    right = [p["label"] for p in labelled[:12]]
+    wrong = [sorted(set(right) - {lab})[0] for lab in right]  # every label flipped to another intent
+    good, bad = bot_handoff(bot, threshold, texts, right, vecs), bot_handoff(bot, threshold, texts, wrong, vecs)
+    assert good["threshold"] == bad["threshold"] == threshold
+    assert good["coverage"] == bad["coverage"] and good["precision"] > bad["precision"]
+    # Chosen on these test labels instead, the threshold would move (unreachable with all wrong).
+    conf = [bot.candidate(t, vecs[i : i + 1]).confidence for i, t in enumerate(texts)]
+    on_test = {name: training.coverage_at_precision_from_confidence(
+        conf, [bot.candidate(t, vecs[i : i + 1]).intent == lab[i] for i, t in enumerate(texts)])["0.95"]["threshold"]
+        for name, lab in (("right", right), ("wrong", wrong))}
+    assert on_test["right"] != on_test["wrong"]

@@ -10,6 +10,7 @@ from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand
 
 from apps.common.jobs import enqueue
+from apps.common.models import Job
 from apps.common.tasks import demo_countdown
 
 
@@ -20,12 +21,23 @@ class Command(BaseCommand):
         parser.add_argument("--username", default=os.environ.get("AIGC_DEMO_USER", "admin"))
         parser.add_argument("--stage", choices=["all", "user", "apps"], default="all",
                             help="user: staff user + a demo job (seconds); apps: each app's demo data and models")
+        parser.add_argument("--again", action="store_true",
+                            help="load the apps' demo data and queue their training even if done before")
 
-    def handle(self, *args, username: str, stage: str, **options):
+    def handle(self, *args, username: str, stage: str, again: bool = False, **options):
         if stage in {"all", "user"}:
             self._user(username)
         if stage in {"all", "apps"}:
+            # A restart of the demo must not re-queue the trainings it already ran.
+            done = settings.VAR_DIR / "demo-apps-done"
+            if done.exists() and not again:
+                self.stdout.write(f"Demo data and models were loaded on {done.read_text().strip()}; "
+                                  "nothing re-queued (--again to redo).")
+                return
             self._apps()
+            from django.utils import timezone
+
+            done.write_text(timezone.now().isoformat(timespec="seconds"))
             self.stdout.write(self.style.SUCCESS("Demo data loaded; training jobs are listed on /jobs/."))
 
     def _apps(self) -> None:
@@ -45,7 +57,8 @@ class Command(BaseCommand):
             password_file.write_text(password)
             password_file.chmod(0o600)
         password = password_file.read_text().strip() if password_file.exists() else "(unchanged)"
-        job = enqueue(demo_countdown, "common.demo", user=user, steps=10, delay_s=0.3)
-        self.stdout.write(self.style.SUCCESS(
-            f"Staff login: {username} / {password}  (demo job #{job.pk} queued)"
-        ))
+        if Job.objects.filter(kind="common.demo").exists():
+            note = "demo job ran before; not queued again"
+        else:
+            note = f"demo job #{enqueue(demo_countdown, 'common.demo', user=user, steps=10, delay_s=0.3).pk} queued"
+        self.stdout.write(self.style.SUCCESS(f"Staff login: {username} / {password}  ({note})"))

@@ -1,6 +1,6 @@
 // Rules editor preview: POST the unsaved form to /sentiment/rules/preview/, draw what the
 // rule would have fired over the stored buckets (the same replay the live evaluator runs).
-// Kept in one file so it can move onto the shared chart wrapper (common/charts.js) as is.
+// Drawn through the suite's one chart wrapper (common/charts.js).
 (function () {
   "use strict";
   const btn = document.getElementById("rule-preview-btn");
@@ -16,26 +16,20 @@
 
   function draw() {
     const k = data.keys.find((x) => x.key === keySel.value);
-    if (!k || typeof Chart === "undefined") return;
-    const markers = k.values.map(() => null);
-    for (const a of k.alerts) markers[a.index] = k.values[a.index];
-    const labels = k.starts.map((s) => s.slice(5, 16).replace("T", " "));
-    const cfg = {
-      type: "line",
-      data: { labels, datasets: [
-        { label: `${k.key} per ${data.window} window`, data: k.values, borderColor: "#2563eb", borderWidth: 1,
-          pointRadius: k.values.length < 200 ? 2 : 0, tension: 0, stepped: false },
-        { label: "busiest-1% level", data: k.levels, borderColor: "#9ca3af", borderDash: [4, 3], borderWidth: 1,
-          pointRadius: 0, tension: 0 },
-        { label: "alerts", data: markers, showLine: false, pointStyle: "triangle", pointRadius: 8,
-          backgroundColor: "#b91c1c", borderColor: "#b91c1c", clip: false },
-      ] },
-      options: { animation: false, responsive: true, interaction: { mode: "index", intersect: false },
-        scales: { x: { title: { display: true, text: "window start (UTC)" }, ticks: { maxTicksLimit: 12 } },
-                  y: { beginAtZero: true, title: { display: true, text: "items per window" } } } },
-    };
-    if (chart) chart.destroy();
-    chart = new Chart(document.getElementById("rule-preview-chart"), cfg);
+    if (!k || !window.AigcCharts) return;
+    AigcCharts.line("rule-preview-chart", {
+      title: `${k.key}: what the rule would have fired`,
+      labels: k.starts, x: { title: `${data.window} window start`, time: true },
+      y: { title: "items per window", unit: "count", integer: true },
+      series: [
+        { label: `${k.key} per ${data.window} window`, data: k.values },
+        { label: "busiest-1% level", data: k.levels },
+      ],
+      markers: k.alerts.map((a) => ({ index: a.index, value: k.values[a.index], state: "firing",
+        note: a.explanation })),
+      markerLabel: "alerts",
+      empty: "No stored windows for this scope and key yet.",
+    });
   }
 
   btn.addEventListener("click", async () => {

@@ -57,7 +57,8 @@
     "form button{border:0;background:#2563eb;color:#fff;padding:0 14px;cursor:pointer}",
     ".error{color:#b91c1c;font-size:12px;padding:0 12px 6px}",
   ].join("");
-  var launcher = el("button", "launcher", "💬");
+  var launcher = el("button", "launcher");
+  launcher.appendChild(icon("chat", 26));
   launcher.setAttribute("aria-label", "Open support chat");
   launcher.setAttribute("part", "launcher");
   var panel = el("div", "panel");
@@ -90,6 +91,23 @@
     if (cls) n.className = cls;
     if (text !== undefined) n.textContent = text;
     return n;
+  }
+
+  // Icons: lucide (ISC licence) path data drawn as SVG, never emoji (which render as
+  // empty boxes where no emoji font is installed).
+  function icon(name, size) {
+    var ICONS = {
+      chat: ["M7.9 20A9 9 0 1 0 4 16.1L2 22Z"],
+      up: ["M7 10v12", "M15 5.88 14 10h5.83a2 2 0 0 1 1.92 2.56l-2.33 8A2 2 0 0 1 17.5 22H4a2 2 0 0 1-2-2v-8a2 2 0 0 1 2-2h2.76a2 2 0 0 0 1.79-1.11L12 2a3.13 3.13 0 0 1 3 3.88Z"],
+      down: ["M17 14V2", "M9 18.12 10 14H4.17a2 2 0 0 1-1.92-2.56l2.33-8A2 2 0 0 1 6.5 2H20a2 2 0 0 1 2 2v8a2 2 0 0 1-2 2h-2.76a2 2 0 0 0-1.79 1.11L12 22a3.13 3.13 0 0 1-3-3.88Z"],
+    };
+    var NS = "http://www.w3.org/2000/svg";
+    var svg = document.createElementNS(NS, "svg");
+    var attrs = { viewBox: "0 0 24 24", width: size, height: size, fill: "none", stroke: "currentColor",
+      "stroke-width": "2", "stroke-linecap": "round", "stroke-linejoin": "round", "aria-hidden": "true", focusable: "false" };
+    Object.keys(attrs).forEach(function (k) { svg.setAttribute(k, attrs[k]); });
+    ICONS[name].forEach(function (d) { var p = document.createElementNS(NS, "path"); p.setAttribute("d", d); svg.appendChild(p); });
+    return svg;
   }
 
   // -- HTTP ------------------------------------------------------------------
@@ -138,8 +156,9 @@
     }
     if (m.role === "bot" && !m.handed_off && !node.querySelector(".rate")) {
       var rate = el("span", "rate");
-      [["up", "👍"], ["down", "👎"]].forEach(function (r) {
-        var b = el("button", "rate-" + r[0], r[1]);
+      [["up"], ["down"]].forEach(function (r) {
+        var b = el("button", "rate-" + r[0]);
+        b.appendChild(icon(r[0], 16));
         b.type = "button";
         b.setAttribute("aria-label", "Rate this reply " + r[0]);
         if ((m.rating === 1 && r[0] === "up") || (m.rating === -1 && r[0] === "down")) b.classList.add("chosen");

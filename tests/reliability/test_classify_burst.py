@@ -1,0 +1,124 @@
+"""Single-flight classification under a burst, with two real workers: 100 ingest
+calls leave at most one queued classification job at any moment (the database
+refuses a second), every item is classified exactly once (no row is claimed by
+both workers: the items the jobs claimed add up to the items stored), and the alert
+rules are evaluated only by a run that stored something."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from django.db import connection
+
+from apps.common import engine
+from apps.common.models import Job
+from apps.sentiment import conf
+from apps.sentiment.models import Classification, NewsItem, TrendBucket
+from tests.conftest import LiveWorker, wait_for
+
+CALLS = 100
+PER_CALL = 2
+
+
+def _client():
+    from rest_framework.test import APIClient
+
+    from apps.common.models import ApiToken
+
+    _, raw = ApiToken.issue(name="burst", app="sentiment")
+    c = APIClient()
+    c.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return c
+
+
+@pytest.fixture
+def model_dir(settings, tmp_path, tiny_model):
+    settings.AIGC_ARTIFACTS_DIR = tmp_path / "artifacts"
+    engine.forget()
+    engine.registry().save(conf.MODEL_NAME, writer=tiny_model.save)
+    yield settings.AIGC_ARTIFACTS_DIR
+    engine.forget()
+
+
+@pytest.mark.worker
+def test_a_burst_of_100_ingests_makes_one_queued_job_at_a_time_and_classifies_each_item_once(
+        transactional_db, model_dir):
+    from config.celery import app
+
+    app.conf.task_always_eager = False
+    env = {"AIGC_ARTIFACTS_DIR": str(model_dir)}
+    workers = [LiveWorker("burst1", env=env).start(), LiveWorker("burst2", env=env).start()]
+    try:
+        api = _client()
+        token = api._credentials["HTTP_AUTHORIZATION"]
+        most_queued = [0]
+        stop = threading.Event()
+
+        def watch():  # a sample every 20 ms of how many classification jobs are queued
+            while not stop.is_set():
+                n = Job.objects.filter(kind="sentiment.classify", state="queued").count()
+                most_queued[0] = max(most_queued[0], n)
+                time.sleep(0.02)
+            connection.close()
+
+        codes: list[int] = []
+        lock = threading.Lock()
+
+        def burst(start: int):
+            from rest_framework.test import APIClient
+
+            c = APIClient()
+            c.credentials(HTTP_AUTHORIZATION=token)
+            for n in range(start, CALLS, 4):
+                r = c.post("/sentiment/api/news/", {"source": "wire", "items": [
+                    {"url": f"https://burst.example.com/{n}/{i}", "headline": f"Acme shares plunge {n}.{i}",
+                     "published_at": "2026-10-01T12:00:00Z"} for i in range(PER_CALL)]}, format="json")
+                with lock:
+                    codes.append(r.status_code)
+            connection.close()
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        senders = [threading.Thread(target=burst, args=(k,)) for k in range(4)]
+        for t in senders:
+            t.start()
+        for t in senders:
+            t.join()
+        total = CALLS * PER_CALL
+        wait_for(lambda: Classification.objects.count() >= total and not Job.objects.filter(
+            kind="sentiment.classify", state__in=["queued", "running"]).exists(), timeout=240,
+            what="every item to be classified")
+        stop.set()
+        watcher.join()
+
+        assert codes == [201] * CALLS
+        assert most_queued[0] <= 1
+        assert NewsItem.objects.count() == total
+        assert Classification.objects.count() == total  # one-to-one: at most one per item
+        jobs = list(Job.objects.filter(kind="sentiment.classify"))
+        assert 1 <= len(jobs) < CALLS // 4, len(jobs)  # coalesced: far fewer jobs than calls
+        assert {j.state for j in jobs} == {"succeeded"} and {j.attempts for j in jobs} == {1}
+        # No row was claimed twice: the rows the runs claimed add up to exactly the items.
+        assert sum(j.result.get("classified", 0) for j in jobs) == total
+        assert sum(j.result.get("stored", 0) for j in jobs) == total
+        hourly = TrendBucket.objects.filter(scope="topic", size="1h")
+        assert sum(hourly.values_list("count", flat=True)) == total  # each item counted once in the trends
+        # The alert rules ran only in runs that stored something.
+        for j in jobs:
+            assert ("alerts" in j.result) == bool(j.result.get("stored")), j.result
+    finally:
+        for w in workers:
+            w.stop()
+
+
+@pytest.mark.django_db
+def test_a_run_with_nothing_to_classify_does_not_evaluate_the_alert_rules(model_dir, monkeypatch):
+    from apps.sentiment import alerts
+    from apps.sentiment.tasks import classify_news
+
+    calls = []
+    monkeypatch.setattr(alerts, "evaluate_rules", lambda *a, **k: calls.append(1) or {})
+    job = Job.objects.create(kind="sentiment.classify", coalesce_key="pending")
+    out = classify_news.run(job_id=job.pk)
+    assert out["classified"] == 0 and "alerts" not in out and calls == []
