@@ -10,8 +10,8 @@ from apps.sentiment.models import AlertRule, Company, WebhookSubscription
 pytestmark = pytest.mark.django_db
 
 RULE = {"name": "Acme drop", "scope": "company", "key": "NOPE", "metric": "negative_share", "window": "1d",
-        "sensitivity_z": 4, "min_volume": 5, "history": 20, "warmup": 7, "pending_for": 1, "resolve_after": 1,
-        "cooldown_minutes": 60, "enabled": "on"}
+        "direction": "high", "ratio": 2, "history_days": 10, "quantile": 0.99, "rearm_hours": 24, "growth": 2,
+        "min_volume": 3, "enabled": "on"}
 
 
 def test_a_refused_webhook_form_keeps_its_values(staff_client, settings):
