@@ -70,10 +70,12 @@ def test_it_streams_a_reply_as_server_sent_events(client, widget, trained_bot):
     body = b"".join(resp.streaming_content).decode()
     events = [block.split("\n") for block in body.strip().split("\n\n")]
     names = [e[0].removeprefix("event: ") for e in events]
-    assert names[0] == "start" and names[-1] == "done" and names.count("token") > 5
+    # The composed reply is ready at once, so it goes out at once (no generator configured).
+    assert names == ["start", "token", "done"]
     tokens = "".join(json.loads(e[1].removeprefix("data: "))["t"] for e in events if e[0] == "event: token")
     done = json.loads(events[-1][1].removeprefix("data: "))
     assert tokens == done["message"]["text"] and "Forgot password" in tokens
+    assert done["status"] == "bot" and done["kind"] == "template"
 
 
 def test_it_answers_preflight_for_allowed_origins_only(client, widget):
@@ -141,6 +143,7 @@ def test_it_hands_over_when_the_visitor_asks_for_a_person(client, widget):
     conv = start(client, widget)
     resp = client.post(url(widget, f"conversations/{conv['conversation_id']}/agent/"), "{}",
                        content_type="application/json", HTTP_ORIGIN=ORIGIN, HTTP_X_VISITOR_ID=conv["visitor_id"])
-    assert resp.status_code == 200 and resp.json() == {"status": "waiting"}
+    assert resp.status_code == 200 and resp.json()["status"] == "waiting"
+    assert resp.json()["handoff_reason"] == "visitor" and resp.json()["wait"]["waiting"] == 1
     c = Conversation.objects.get()
     assert c.handed_off_at and c.messages.get().handed_off
