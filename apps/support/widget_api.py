@@ -209,7 +209,7 @@ def _conversation(request: HttpRequest, widget: WidgetKey, conversation_id) -> C
 
 def _since(request: HttpRequest) -> int:
     raw = request.GET.get("since") or "0"
-    if not raw.isdigit() or int(raw) > MAX_ID:
+    if not re.fullmatch("[0-9]{1,19}", raw) or int(raw) > MAX_ID:
         raise WidgetError(400, "since must be a message id.")
     return int(raw)
 
