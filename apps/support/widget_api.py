@@ -76,9 +76,10 @@ def hit_rate_limit(scope: str, ident: str, limit: int, window_s: int = 60) -> in
 def is_same_origin(request: HttpRequest) -> bool:
     """A request from one of this server's own pages (the widget demo, a help page).
 
-    Chromium sends no Origin on a same-origin GET, but every current browser sends
-    ``Sec-Fetch-Site`` (which page scripts cannot set); a POST carries an Origin that
-    names this host."""
+    Chromium sends no Origin on a same-origin GET. It sends ``Sec-Fetch-Site`` (which
+    page scripts cannot set) to https and localhost pages, and a Referer naming the
+    page everywhere else; a POST carries an Origin that names this host. A
+    cross-origin fetch always carries its Origin, so only a missing one falls back."""
     origin = request.headers.get("Origin", "")
     try:
         host = request.get_host()
@@ -86,7 +87,11 @@ def is_same_origin(request: HttpRequest) -> bool:
         return False
     if origin:
         return urlsplit(origin).netloc == host
-    return request.headers.get("Sec-Fetch-Site", "") == "same-origin"
+    fetch_site = request.headers.get("Sec-Fetch-Site", "")
+    if fetch_site:
+        return fetch_site == "same-origin"
+    referer = request.headers.get("Referer", "")
+    return bool(referer) and urlsplit(referer).netloc == host
 
 
 def _admit(request: HttpRequest, key: str) -> tuple[WidgetKey | None, bool]:
