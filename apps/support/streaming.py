@@ -107,7 +107,7 @@ async def llm_tokens(question: str, context: list[str], timeout: float | None = 
     try:
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(ip, port, ssl=tls, server_hostname=host if tls else None), timeout)
-    except (OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError) as exc:
         raise GenerationError(f"cannot reach the LLM server: {exc!r}") from exc
     produced = 0
     try:
@@ -148,8 +148,7 @@ async def llm_tokens(question: str, context: list[str], timeout: float | None = 
                         yield piece
         if not finished:
             raise GenerationError("the LLM stream ended without [DONE]")
-    except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
-            ValueError, IndexError) as exc:
+    except (TimeoutError, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, IndexError) as exc:
         raise GenerationError(f"the LLM stream broke off: {exc!r}") from exc
     finally:
         writer.close()
