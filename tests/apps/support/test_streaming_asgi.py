@@ -11,12 +11,12 @@ import threading
 import time
 
 import pytest
+import uvicorn
 from django.core.cache import cache
 
 from apps.support.models import BotSettings, Message, WidgetKey
 from tests.apps.support.test_streaming import KB_QUESTION, PIECES, LLMServer
 
-uvicorn = pytest.importorskip("uvicorn", reason="uvicorn is the production ASGI server (pyproject pins it)")
 pytestmark = pytest.mark.django_db(transaction=True)
 ORIGIN = "https://shop.example.com"
 OPEN_STREAMS = 8
