@@ -101,3 +101,14 @@ class WorkerHeartbeat(models.Model):
     hostname = models.CharField(max_length=200, unique=True)
     queues = models.CharField(max_length=200, blank=True)
     seen_at = models.DateTimeField()
+
+
+class RateCounter(models.Model):
+    """One fixed-window rate-limit counter (apps/common/ratelimit.py, when the cache is not Redis)."""
+
+    key = models.CharField(max_length=200, unique=True)
+    count = models.PositiveIntegerField(default=0)
+    window_ends = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.count} until {self.window_ends:%H:%M:%S}"

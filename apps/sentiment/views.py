@@ -10,6 +10,7 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.db import transaction
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.common.jobs import enqueue
@@ -242,6 +243,20 @@ def webhook_resend(request, pk: int):
     messages.success(request, f"Re-sending {len(sent)} failed deliveries in creation order."
                      if sent else "No failed deliveries to re-send.")
     return redirect("sentiment:webhook", pk=pk)
+
+
+@never_cache
+@staff_member_required
+@require_POST
+def webhook_rotate_secret(request, pk: int):
+    """A new signing secret, shown on this one answer; the old one signs too until the grace period ends."""
+    sub = webhooks.rotate_secret(get_object_or_404(WebhookSubscription, pk=pk))
+    deliveries = (Delivery.objects.filter(subscription=sub).select_related("message")
+                  .prefetch_related("attempt_log").order_by("-created_at", "-id")[:100])
+    messages.success(request, "New signing secret below: copy it now, it is not shown again. The previous "
+                              f"secret keeps signing until {sub.previous_secret_expires_at:%Y-%m-%d %H:%M} UTC.")
+    return render(request, "sentiment/webhook_detail.html",
+                  {"sub": sub, "deliveries": deliveries, "new_secret": sub.secret})
 
 
 @staff_member_required

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
-from django.http import HttpResponseBadRequest
+from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -195,6 +195,8 @@ def promote(request, version: int):
     try:
         services.promote_version(version)
         messages.success(request, f"Version {version} is now live.")
+    except services.VersionNotFound as exc:
+        raise Http404(str(exc)) from exc
     except services.SupportError as exc:
         messages.error(request, str(exc))
     return redirect("support:dashboard")

@@ -1,34 +1,35 @@
 """The public widget endpoints. A widget key (in the URL, so CORS preflights can
 be checked too) limits which other sites may call them; the widget server's own
-pages (same origin) always may; each visitor and each IP is rate-limited through
-the shared cache; every error is JSON with "detail" (and a refused origin is
-logged, since the browser hides the reason from the page)."""
+pages (same origin) always may. Each visitor and each IP is rate-limited with
+atomic counters (apps/common/ratelimit.py) on the client IP that the
+trusted-proxy setting allows (apps/common/client_ip.py); CORS headers for the
+allowed sites come from django-cors-headers (apps/support/widget_cors.py); every
+error is JSON with "detail" (and a refused origin is logged, since the browser
+hides the reason from the page)."""
 from __future__ import annotations
 
-import json
 import logging
 import re
-import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from asgiref.sync import sync_to_async
-from django.core.cache import cache
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.asgi import ASGIRequest
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from apps.common import ratelimit
+from apps.common.client_ip import client_ip
+from apps.common.jsonparse import JSONInputError, clean_text, parse_json
 from apps.support import handoff, services, streaming
 from apps.support.models import Conversation, Message, WidgetKey
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 16 * 1024  # bytes in one widget request body
-MAX_JSON_DEPTH = 20  # the widget sends flat objects; anything deeper is not ours
 MAX_ID = 2**63 - 1  # ids above a 64-bit integer cannot exist (and would overflow the query)
-ALLOWED_HEADERS = "Content-Type, X-Visitor-Id, Accept"
 
 
 class WidgetError(Exception):
@@ -37,40 +38,9 @@ class WidgetError(Exception):
         self.status, self.detail, self.headers = status, detail, headers or {}
 
 
-def _cors(response: HttpResponse, origin: str) -> HttpResponse:
-    response["Access-Control-Allow-Origin"] = origin
-    response["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
-    response["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
-    response["Access-Control-Expose-Headers"] = "Retry-After"
-    response["Access-Control-Max-Age"] = "600"
-    response["Vary"] = "Origin"
-    return response
-
-
-def client_ip(request: HttpRequest) -> str:
-    return request.META.get("REMOTE_ADDR", "") or "unknown"
-
-
 def hit_rate_limit(scope: str, ident: str, limit: int, window_s: int = 60) -> int | None:
-    """Count one request; returns seconds to wait when over ``limit`` in the window, else None.
-
-    The window opens at the first request (not on the clock minute), so a burst cannot
-    straddle a boundary to get twice the limit."""
-    if limit <= 0:
-        return None
-    now = time.time()
-    key = f"support:rl:{scope}:{ident}"
-    if cache.add(f"{key}:start", now, timeout=window_s):
-        cache.set(key, 0, timeout=window_s)
-    started = cache.get(f"{key}:start") or now
-    try:
-        count = cache.incr(key)
-    except ValueError:  # expired between the two calls
-        cache.set(key, 1, timeout=window_s)
-        count = 1
-    if count > limit:
-        return max(1, int(started + window_s - now) + 1)
-    return None
+    """Count one request; seconds to wait when over ``limit`` in the window, else None (atomic: ratelimit.hit)."""
+    return ratelimit.hit(f"support:{scope}", ident, limit, window_s)
 
 
 def is_same_origin(request: HttpRequest) -> bool:
@@ -94,8 +64,8 @@ def is_same_origin(request: HttpRequest) -> bool:
     return bool(referer) and urlsplit(referer).netloc == host
 
 
-def _admit(request: HttpRequest, key: str) -> tuple[WidgetKey | None, bool]:
-    """The key and whether this request may use it (CORS headers go only to those that may)."""
+def _admit(request: HttpRequest, key: str) -> WidgetKey:
+    """The key, when this request may use it (its own site or one the key allows)."""
     widget = WidgetKey.objects.filter(public_key=key, active=True).first()
     if widget is None:
         raise WidgetError(404, "Unknown or disabled widget key.")
@@ -104,7 +74,7 @@ def _admit(request: HttpRequest, key: str) -> tuple[WidgetKey | None, bool]:
         log.warning("widget key %s refused a request from origin %r (Sec-Fetch-Site %r); allowed: %s",
                     widget.name, origin, request.headers.get("Sec-Fetch-Site", ""), widget.allowed_origins)
         raise WidgetError(403, f"Origin {origin or '(none)'} is not allowed for this widget key.")
-    return widget, True
+    return widget
 
 
 def widget_view(handler: Callable) -> Callable:
@@ -112,12 +82,10 @@ def widget_view(handler: Callable) -> Callable:
 
     @csrf_exempt
     def view(request: HttpRequest, key: str, **kwargs):
-        origin = request.headers.get("Origin", "")
-        allowed = False
         try:
-            widget, allowed = _admit(request, key)
-            if request.method == "OPTIONS":
-                return _cors(HttpResponse(status=204), origin)
+            widget = _admit(request, key)
+            if request.method == "OPTIONS":  # allowed preflights are answered by django-cors-headers
+                return HttpResponse(status=204)
             wait = hit_rate_limit("ip", f"{widget.pk}:{client_ip(request)}", widget.ip_rate_limit_per_minute)
             if wait:
                 raise WidgetError(429, "Too many requests from this address; slow down.", {"Retry-After": str(wait)})
@@ -135,7 +103,7 @@ def widget_view(handler: Callable) -> Callable:
             log.exception("widget request failed on the database")
             response = JsonResponse({"detail": "The database is unavailable. Try again shortly."}, status=503)
             response["Retry-After"] = "5"
-        return _cors(response, origin) if allowed and origin else response
+        return response  # CORS headers for allowed origins: django-cors-headers (widget_cors.py)
 
     return view
 
@@ -155,48 +123,29 @@ def async_widget_view(handler: Callable) -> Callable:
 
 # -- input ---------------------------------------------------------------------------
 
-_BAD_CHARS = re.compile("[\ud800-\udfff\x00]")
-
-
 def parse_body(request: HttpRequest) -> dict:
-    """The request's JSON object. The one place the widget parses JSON: too deep,
-    not an object, or text the database cannot store is a 400 with a detail."""
+    """The request's JSON object, through the project's one parser (apps/common/jsonparse.py):
+    too deep, not JSON, NUL or a lone surrogate anywhere, or not an object is a 400 with a detail."""
     if not request.body:
         return {}
     try:
-        data = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise WidgetError(400, "The body must be JSON.") from exc
-    except RecursionError as exc:
-        raise WidgetError(400, f"The JSON is nested more than {MAX_JSON_DEPTH} levels deep.") from exc
+        data = parse_json(request.body)
+    except JSONInputError as exc:
+        raise WidgetError(400, exc.detail) from exc
     if not isinstance(data, dict):
         raise WidgetError(400, "The body must be a JSON object.")
-    _check_json(data, 1)
     return data
 
 
-def _check_json(value, depth: int) -> None:
-    if depth > MAX_JSON_DEPTH:
-        raise WidgetError(400, f"The JSON is nested more than {MAX_JSON_DEPTH} levels deep.")
-    if isinstance(value, str):
-        if _BAD_CHARS.search(value):
-            raise WidgetError(400, "Text may not contain NUL or unpaired surrogate characters.")
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            _check_json(k, depth)
-            _check_json(v, depth + 1)
-    elif isinstance(value, list):
-        for v in value:
-            _check_json(v, depth + 1)
-
-
 def text_field(data: dict, name: str, default: str = "") -> str:
+    """A text field of the body: a string or absent (a number or a list is refused, not coerced)."""
     value = data.get(name, default)
     if value is None:
         return default
-    if not isinstance(value, str):
-        raise WidgetError(400, f"{name} must be a string.")
-    return value
+    try:
+        return clean_text(value, name)
+    except JSONInputError as exc:
+        raise WidgetError(400, exc.detail) from exc
 
 
 def _visitor_header(request: HttpRequest) -> str:
@@ -280,7 +229,7 @@ def _messages(request, widget: WidgetKey, conversation_id):
     _method(request, "POST")
     wait = hit_rate_limit("visitor", f"{widget.pk}:{conv.visitor_id}", widget.rate_limit_per_minute)
     if wait:
-        raise WidgetError(429, "You are sending messages quickly; wait a moment.", {"Retry-After": str(wait)})
+        raise WidgetError(429, "You are sending messages too quickly; wait a moment.", {"Retry-After": str(wait)})
     text = text_field(parse_body(request), "text")
     if "text/event-stream" in request.headers.get("Accept", ""):
         reply = services.answer_message(conv, text, generate=False)

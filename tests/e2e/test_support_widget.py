@@ -14,6 +14,7 @@ from apps.support import handoff
 from apps.support.models import BotSettings, Conversation, Feedback, Message, WidgetKey
 from tests.apps.support.conftest import bot_artifacts, trained_bot  # noqa: F401  (the tiny trained bot)
 from tests.apps.support.test_streaming import KB_QUESTION, PIECES, LLMServer
+from tests.e2e.conftest import _CSP_WATCH
 
 XSS = '<img src=x onerror="window.__xss=1">'
 PHONE = {"width": 390, "height": 844}
@@ -60,11 +61,16 @@ def demo_key(db):
 
 @pytest.fixture
 def phone(browser):
+    """A 390 px phone (touch, mobile viewport), watched for CSP violations like ``page``."""
     ctx = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=3)
+    ctx.add_init_script(_CSP_WATCH)
     pg = ctx.new_page()
     pg.set_default_timeout(30_000)
+    violations: list[str] = []
+    pg.on("console", lambda m: violations.append(m.text) if "CSP violation" in m.text else None)
     yield pg
     ctx.close()
+    assert not violations, f"the page reported CSP violations: {violations[:5]}"
 
 
 def widget_of(page):
