@@ -338,6 +338,9 @@ AIGC_CLASSIFY_MAX_RUN_S = envint("AIGC_CLASSIFY_MAX_RUN_S", 60)
 AIGC_DEMO_COMMANDS = envlist("AIGC_DEMO_COMMANDS", ["support_demo", "sentiment_demo", "recommend_demo"])
 
 SUPPORT_LLM_URL = envstr("SUPPORT_LLM_URL", "")
+# "lm": the widget's replies are written by the in-house language model (streamed token by
+# token); empty: the composed reply (template / KB passages), phrased by the LLM if set above.
+SUPPORT_REPLY_GENERATOR = envstr("SUPPORT_REPLY_GENERATOR", "")
 
 LOGGING = {
     "version": 1,

@@ -22,7 +22,7 @@ class MessageInline(admin.TabularInline):
 
 @admin.register(models.Conversation)
 class ConversationAdmin(admin.ModelAdmin):
-    list_display = ["id", "status", "visitor_id", "widget", "updated_at"]
+    list_display = ["id", "status", "handoff_reason", "origin", "visitor_id", "widget", "csat_rating", "updated_at"]
     list_filter = ["status"]
     inlines = [MessageInline]
 

@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from apps.common.jobs import enqueue
 from apps.common.jsonparse import StrictCharField
-from apps.support import ingest, services, tasks
+from apps.support import handoff, ingest, services, tasks
 from apps.support.models import Conversation, Message
 from apps.support.widget_api import conversation_json
 
@@ -43,17 +43,20 @@ class ConversationListSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Conversation
-        fields = ["id", "public_id", "status", "visitor_id", "origin", "created_at", "updated_at",
-                  "handed_off_at", "n_messages"]
+        fields = ["id", "public_id", "status", "visitor_id", "origin", "page_url", "created_at", "updated_at",
+                  "handed_off_at", "handoff_reason", "first_agent_reply_at", "closed_at", "csat_rating",
+                  "csat_comment", "n_messages"]
 
 
 class ConversationList(SupportAPIView):
-    @extend_schema(responses=OBJ, summary="Conversations, waiting for an agent first; ?status=waiting filters")
+    @extend_schema(responses=OBJ, summary="Conversations, waiting for an agent first; ?status= open | pending | "
+                                          "resolved or one state (waiting, agent, bot, closed); ?origin= filters")
     def get(self, request):
         st = request.query_params.get("status")
-        if st and st not in Conversation.Status.values:
-            raise ValidationError({"detail": f"status must be one of {', '.join(Conversation.Status.values)}"})
-        rows = services.inbox(st)[:200]
+        allowed = [*handoff.INBOX_VIEWS, *Conversation.Status.values]
+        if st and st not in allowed:
+            raise ValidationError({"detail": f"status must be one of {', '.join(allowed)}"})
+        rows = handoff.inbox(st, request.query_params.get("origin") or None)[:200]
         return Response({"results": ConversationListSerializer(rows, many=True).data})
 
     @extend_schema(request=None, responses=OBJ, summary="Start a conversation (server-side clients; browsers use the widget endpoints)")
@@ -93,7 +96,7 @@ class AgentReply(SupportAPIView):
         conv = get_object_or_404(Conversation, pk=pk)
         s = TextSerializer(data=request.data)
         s.is_valid(raise_exception=True)
-        msg = services.agent_reply(conv, s.validated_data["text"], _user(request))
+        msg = handoff.agent_reply(conv, s.validated_data["text"], _user(request))
         return Response({"id": msg.pk, "role": msg.role, "text": msg.text, "status": conv.status},
                         status=status.HTTP_201_CREATED)
 
@@ -101,7 +104,7 @@ class AgentReply(SupportAPIView):
 class CloseConversation(SupportAPIView):
     @extend_schema(request=None, responses=OBJ)
     def post(self, request, pk: int):
-        conv = services.close_conversation(get_object_or_404(Conversation, pk=pk))
+        conv = handoff.close_conversation(get_object_or_404(Conversation, pk=pk), _user(request))
         return Response({"id": conv.pk, "status": conv.status})
 
 

@@ -38,6 +38,8 @@ class WidgetKey(models.Model):
         return f"{self.name} ({self.public_key[:10]}…)"
 
     def allows_origin(self, origin: str | None) -> bool:
+        """Whether a page on ``origin`` may use this key. The widget server's own pages are
+        allowed by the view (same-origin), not here: this list is for other sites."""
         if not origin:
             return False
         origin = origin.rstrip("/")
@@ -83,6 +85,16 @@ class Conversation(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(default=timezone.now, db_index=True)
     handed_off_at = models.DateTimeField(null=True, blank=True)
+    # The hand-off, as the visitor and the inbox see it (apps/support/handoff.py).
+    page_url = models.CharField(max_length=500, blank=True, help_text="the page the visitor wrote from")
+    handoff_reason = models.CharField(max_length=16, blank=True, help_text="visitor (asked for a person) | bot (unsure)")
+    first_agent_reply_at = models.DateTimeField(null=True, blank=True, help_text="measures the expected wait")
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, related_name="+",
+                                  on_delete=models.SET_NULL)
+    csat_rating = models.PositiveSmallIntegerField(null=True, blank=True, help_text="1-5, the visitor's rating")
+    csat_comment = models.CharField(max_length=500, blank=True)
+    csat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-updated_at"]

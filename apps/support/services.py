@@ -16,7 +16,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, Count, IntegerField, Q, Value, When
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.common import engine
@@ -131,17 +131,24 @@ class Reply:
     confidence: float
     sources: list[dict] = field(default_factory=list)
     handed_off: bool = False
-    kind: str = ""  # template | kb | llm | handoff | silent (an agent has the conversation)
+    kind: str = ""  # template | kb | llm | lm | handoff | queued (a person has the conversation)
     customer_message_id: int | None = None
     message_id: int | None = None
+    # What a generator (LLM, in-house LM) phrases the reply from, when it was not run yet
+    # (compose_reply(generate=False): the widget streams the generation itself).
+    context: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d.pop("context")
+        return d
 
 
 def compose_reply(text: str, known_slots: dict[str, str] | None = None, bot: Bot | None = None,
-                  bot_settings: BotSettings | None = None) -> Reply:
-    """The bot's answer to one message, without touching conversations (benchmarks use it)."""
+                  bot_settings: BotSettings | None = None, generate: bool = True) -> Reply:
+    """The bot's answer to one message, without touching conversations (benchmarks use it).
+    ``generate=False`` leaves the LLM out and keeps its context on the reply, for a caller
+    that streams the generation (apps/support/streaming.py)."""
     bot = bot if bot is not None else load_bot()
     cfg = bot_settings or BotSettings.get()
     if bot is None:
@@ -165,7 +172,9 @@ def compose_reply(text: str, known_slots: dict[str, str] | None = None, bot: Bot
         context = [p["text"] for p in passages]
     else:
         return Reply(cfg.handoff_text, cand.intent, cand.confidence, [], True, "handoff")
-    if settings.SUPPORT_LLM_URL:
+    if not generate:
+        reply.context = context
+    elif settings.SUPPORT_LLM_URL:
         generated = llm_reply(text, context)
         if generated:
             reply.text, reply.kind = generated, "llm"
@@ -190,14 +199,16 @@ def compose_from_passages(passages: list[dict]) -> str:
     return "Here is what our help centre says:\n\n" + "\n\n".join(parts)
 
 
-def llm_reply(question: str, context: list[str]) -> str:
-    """Ask an OpenAI-compatible /v1/chat/completions server to phrase the answer from
-    the retrieved context. Returns "" on any failure (the composed reply stands)."""
-    from apps.common.http import OutboundError, post_json
-
+def llm_endpoint() -> str:
+    """SUPPORT_LLM_URL as the full /v1/chat/completions address."""
     url = settings.SUPPORT_LLM_URL.rstrip("/")
     if not url.endswith("/chat/completions"):
         url += "/v1/chat/completions" if not url.endswith("/v1") else "/chat/completions"
+    return url
+
+
+def llm_payload(question: str, context: list[str], stream: bool = False) -> dict:
+    """The chat request the LLM phrases an answer from (the widget's streaming path sends the same)."""
     payload = {
         "model": getattr(settings, "SUPPORT_LLM_MODEL", "") or "default",
         "temperature": 0.2,
@@ -207,6 +218,17 @@ def llm_reply(question: str, context: list[str]) -> str:
             {"role": "user", "content": "Context:\n" + "\n---\n".join(context) + f"\n\nQuestion: {question}"},
         ],
     }
+    if stream:
+        payload["stream"] = True
+    return payload
+
+
+def llm_reply(question: str, context: list[str]) -> str:
+    """Ask an OpenAI-compatible /v1/chat/completions server to phrase the answer from
+    the retrieved context. Returns "" on any failure (the composed reply stands)."""
+    from apps.common.http import OutboundError, post_json
+
+    url, payload = llm_endpoint(), llm_payload(question, context)
     try:
         resp = post_json(url, json.dumps(payload).encode(), timeout=LLM_TIMEOUT_S)
         if not resp.ok:
@@ -235,20 +257,20 @@ def clean_message(text: str) -> str:
     return text
 
 
-def answer_message(conversation: Conversation, text: str) -> Reply:
+def answer_message(conversation: Conversation, text: str, generate: bool = True) -> Reply:
     """Store a customer's message and the bot's reply (or hand-off).
 
-    Once an agent has the conversation (waiting/agent) the bot stays quiet and
-    the message only waits for the agent."""
+    Once an agent has the conversation (waiting/agent) the bot stays quiet and the
+    message is queued for the agent (apps/support/handoff.py). ``generate=False``:
+    the composed reply is stored now and a streaming caller replaces it with the
+    generated one when that finishes (on any failure the composed reply stands)."""
+    from apps.support import handoff
+
     text = clean_message(text)
     known = _known_slots(conversation)
-    now = timezone.now()
     if conversation.status in (Conversation.Status.WAITING, Conversation.Status.AGENT):
-        with transaction.atomic():
-            msg = Message.objects.create(conversation=conversation, role=Message.Role.CUSTOMER, text=text)
-            Conversation.objects.filter(pk=conversation.pk).update(updated_at=now)
-        return Reply("", "", 0.0, [], True, "silent", customer_message_id=msg.pk)
-    reply = compose_reply(text, known)
+        return handoff.queue_for_agent(conversation, text)
+    reply = compose_reply(text, known, generate=generate)
     with transaction.atomic():
         customer = Message.objects.create(conversation=conversation, role=Message.Role.CUSTOMER, text=text,
                                           intent=reply.intent, confidence=reply.confidence)
@@ -259,7 +281,8 @@ def answer_message(conversation: Conversation, text: str) -> Reply:
         )
         fields = {"updated_at": timezone.now()}
         if reply.handed_off:
-            fields.update(status=Conversation.Status.WAITING, handed_off_at=timezone.now())
+            fields.update(status=Conversation.Status.WAITING, handed_off_at=timezone.now(), handoff_reason="bot",
+                          first_agent_reply_at=None)
         elif conversation.status == Conversation.Status.CLOSED:
             fields.update(status=Conversation.Status.BOT)
         Conversation.objects.filter(pk=conversation.pk).update(**fields)
@@ -269,40 +292,10 @@ def answer_message(conversation: Conversation, text: str) -> Reply:
     return reply
 
 
-def request_agent(conversation: Conversation) -> Conversation:
-    """The visitor asks for a person."""
-    if conversation.status in (Conversation.Status.BOT, Conversation.Status.CLOSED):
-        with transaction.atomic():
-            Message.objects.create(conversation=conversation, role=Message.Role.BOT,
-                                   text=BotSettings.get().handoff_text, handed_off=True, answer_kind="handoff")
-            conversation.status = Conversation.Status.WAITING
-            conversation.handed_off_at = conversation.updated_at = timezone.now()
-            conversation.save(update_fields=["status", "handed_off_at", "updated_at"])
-    return conversation
-
-
-def agent_reply(conversation: Conversation, text: str, user=None) -> Message:
-    text = clean_message(text)
-    with transaction.atomic():
-        msg = Message.objects.create(conversation=conversation, role=Message.Role.AGENT, text=text,
-                                     author=user if user is not None and getattr(user, "pk", None) else None)
-        conversation.status = Conversation.Status.AGENT
-        conversation.updated_at = timezone.now()
-        if msg.author and not conversation.assigned_to_id:
-            conversation.assigned_to = msg.author
-        conversation.save(update_fields=["status", "updated_at", "assigned_to"])
-    return msg
-
-
-def close_conversation(conversation: Conversation) -> Conversation:
-    conversation.status = Conversation.Status.CLOSED
-    conversation.updated_at = timezone.now()
-    conversation.save(update_fields=["status", "updated_at"])
-    return conversation
-
-
-def rate_message(message: Message, rating: int | str) -> Feedback:
-    value = {"up": 1, "down": -1, 1: 1, -1: -1, "1": 1, "-1": -1}.get(rating)
+def rate_message(message: Message, rating) -> Feedback:
+    # Only these exact values: a JSON object or list (unhashable) or true (== 1) is refused.
+    value = ({"up": 1, "down": -1, 1: 1, -1: -1, "1": 1, "-1": -1}.get(rating)
+             if isinstance(rating, (str, int)) and not isinstance(rating, bool) else None)
     if value is None:
         raise SupportError("rating must be 'up' or 'down'.")
     if message.role != Message.Role.BOT:
@@ -310,17 +303,6 @@ def rate_message(message: Message, rating: int | str) -> Feedback:
     fb, _ = Feedback.objects.update_or_create(message=message, defaults={"rating": value,
                                                                          "created_at": timezone.now()})
     return fb
-
-
-def inbox(status: str | None = None):
-    """Conversations for agents: waiting first (oldest hand-off first), then the rest by recency."""
-    qs = Conversation.objects.annotate(n_messages=Count("messages"))
-    if status:
-        qs = qs.filter(status=status)
-    return qs.annotate(
-        rank=Case(When(status="waiting", then=Value(0)), When(status="agent", then=Value(1)),
-                  When(status="bot", then=Value(2)), default=Value(3), output_field=IntegerField())
-    ).order_by("rank", "-updated_at")
 
 
 # -- agent-assist -----------------------------------------------------------------------

@@ -14,6 +14,8 @@ urlpatterns = [
     path("inbox/<id:pk>/reply/", views.conversation_reply, name="conversation-reply"),
     path("inbox/<id:pk>/assist/", views.conversation_assist, name="conversation-assist"),
     path("inbox/<id:pk>/close/", views.conversation_close, name="conversation-close"),
+    path("inbox/<id:pk>/reopen/", views.conversation_reopen, name="conversation-reopen"),
+    path("inbox/<id:pk>/pending/", views.conversation_pending, name="conversation-pending"),
     path("upload/transcripts/", views.upload_transcripts, name="upload-transcripts"),
     path("upload/kb/", views.upload_kb, name="upload-kb"),
     path("train/", views.train, name="train"),
@@ -24,6 +26,8 @@ urlpatterns = [
     path("unanswered/template/", views.unanswered_template, name="unanswered-template"),
     path("unanswered/kb/", views.unanswered_kb, name="unanswered-kb"),
     path("widget-keys/", views.widget_keys, name="widget-keys"),
+    path("widget-keys/<id:pk>/", views.widget_key_edit, name="widget-key-edit"),
+    path("widget-keys/<id:pk>/delete/", views.widget_key_delete, name="widget-key-delete"),
     path("widget-demo/", views.widget_demo, name="widget-demo"),
     path("kb/<slug:slug>/", views.kb_article, name="kb-article"),
     # Staff / token API
@@ -49,5 +53,7 @@ urlpatterns = [
          name="widget-messages"),
     path("api/widget/<str:key>/conversations/<uuid:conversation_id>/agent/", widget_api.request_agent,
          name="widget-agent"),
+    path("api/widget/<str:key>/conversations/<uuid:conversation_id>/rating/", widget_api.rate_conversation,
+         name="widget-rating"),
     path("api/widget/<str:key>/messages/<id:message_id>/feedback/", widget_api.feedback, name="widget-feedback"),
 ]

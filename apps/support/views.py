@@ -11,7 +11,8 @@ from django.views.decorators.http import require_POST
 from apps.common.jobs import enqueue
 from apps.common.models import Job
 from apps.common.staff import staff_member_required
-from apps.support import api, ingest, services, tasks
+from apps.support import api, handoff, ingest, services, tasks
+from apps.support.forms import WidgetKeyEditForm, WidgetKeyForm
 from apps.support.models import BotSettings, Conversation, IntentCluster, KBArticle, WidgetKey
 
 
@@ -68,30 +69,44 @@ def metrics_partial(request):
     return render(request, "support/_metrics.html", {"metrics": services.dashboard_metrics()})
 
 
+def _inbox_context(request) -> dict:
+    """The inbox's filters (open / pending / resolved / all, and the site) from the query string."""
+    view = request.GET.get("status", "open")
+    if view not in (*handoff.INBOX_VIEWS, "all"):
+        view = "open"
+    origins = handoff.inbox_origins()
+    origin = request.GET.get("origin", "")
+    origin = origin if origin in origins else ""
+    return {"conversations": handoff.inbox(None if view == "all" else view, origin or None)[:100],
+            "view": view, "origin": origin, "origins": origins, "counts": handoff.inbox_counts(),
+            "views": [("open", "Open"), ("pending", "Pending (bot)"), ("resolved", "Resolved"), ("all", "All")]}
+
+
 @staff_member_required
 def inbox(request):
-    return render(request, "support/inbox.html", {"conversations": services.inbox()[:100]})
+    return render(request, "support/inbox.html", _inbox_context(request))
 
 
 @staff_member_required
 def inbox_list(request):
-    return render(request, "support/_inbox_list.html", {"conversations": services.inbox()[:100]})
+    return render(request, "support/_inbox_list.html", _inbox_context(request))
 
 
 @staff_member_required
 def conversation(request, pk: int):
-    conv = get_object_or_404(Conversation, pk=pk)
-    msgs = list(conv.messages.select_related("feedback").order_by("id"))
+    conv = get_object_or_404(Conversation.objects.select_related("widget", "assigned_to", "closed_by"), pk=pk)
+    msgs = list(conv.messages.select_related("feedback", "author").order_by("id"))
     return render(request, "support/conversation.html", {
         "conv": conv, "messages_list": msgs, "last_id": msgs[-1].pk if msgs else 0,
-        "assist": services.agent_assist(conv),
+        "assist": services.agent_assist(conv), "inbox_view": handoff.inbox_view_of(conv.status),
+        "assigned_name": handoff.agent_name(conv.assigned_to), "closed_by_name": handoff.agent_name(conv.closed_by),
     })
 
 
 @staff_member_required
 def conversation_messages(request, pk: int):
     conv = get_object_or_404(Conversation, pk=pk)
-    msgs = conv.messages.select_related("feedback").order_by("id")
+    msgs = conv.messages.select_related("feedback", "author").order_by("id")
     return render(request, "support/_messages.html", {"conv": conv, "messages_list": msgs})
 
 
@@ -100,14 +115,14 @@ def conversation_messages(request, pk: int):
 def conversation_reply(request, pk: int):
     conv = get_object_or_404(Conversation, pk=pk)
     try:
-        services.agent_reply(conv, request.POST.get("text", ""), request.user)
+        handoff.agent_reply(conv, request.POST.get("text", ""), request.user)
     except services.SupportError as exc:
         if request.headers.get("HX-Request"):
             return HttpResponseBadRequest(str(exc))
         messages.error(request, str(exc))
         return redirect("support:conversation", pk=pk)
     if request.headers.get("HX-Request"):
-        msgs = conv.messages.select_related("feedback").order_by("id")
+        msgs = conv.messages.select_related("feedback", "author").order_by("id")
         return render(request, "support/_messages.html", {"conv": conv, "messages_list": msgs})
     return redirect("support:conversation", pk=pk)
 
@@ -123,7 +138,25 @@ def conversation_assist(request, pk: int):
 @staff_member_required
 @require_POST
 def conversation_close(request, pk: int):
-    services.close_conversation(get_object_or_404(Conversation, pk=pk))
+    """Resolve: the visitor sees the close and is asked to rate the conversation."""
+    handoff.close_conversation(get_object_or_404(Conversation, pk=pk), request.user)
+    messages.success(request, f"Conversation {pk} resolved.")
+    return redirect("support:inbox")
+
+
+@staff_member_required
+@require_POST
+def conversation_reopen(request, pk: int):
+    handoff.reopen(get_object_or_404(Conversation, pk=pk))
+    return redirect("support:conversation", pk=pk)
+
+
+@staff_member_required
+@require_POST
+def conversation_pending(request, pk: int):
+    """Pending: the bot answers the visitor again."""
+    handoff.return_to_bot(get_object_or_404(Conversation, pk=pk))
+    messages.success(request, f"Conversation {pk} is back with the bot.")
     return redirect("support:inbox")
 
 
@@ -244,21 +277,51 @@ def unanswered_kb(request):
 
 @staff_member_required
 def widget_keys(request):
+    """The keys, and a form to create one."""
+    form = WidgetKeyForm(request.POST or None)
     if request.method == "POST":
-        origins = [o.strip().rstrip("/") for o in request.POST.get("origins", "").replace(",", "\n").splitlines()
-                   if o.strip()]
-        name = request.POST.get("name", "").strip() or "widget"
-        if not origins:
-            messages.error(request, "List at least one allowed origin, e.g. https://shop.example.com")
-        else:
-            WidgetKey.objects.create(name=name[:100], allowed_origins=origins)
-            messages.success(request, "Widget key created.")
-        return redirect("support:widget-keys")
-    return render(request, "support/widget_keys.html", {"keys": WidgetKey.objects.all()})
+        if form.is_valid():
+            key = form.save()
+            messages.success(request, f"Widget key {key.name} created.")
+            return redirect("support:widget-keys")
+        messages.error(request, "The key was not created; see the form.")
+    return render(request, "support/widget_keys.html", {
+        "keys": WidgetKey.objects.order_by("-active", "name"), "form": form,
+        "server_origin": f"{request.scheme}://{request.get_host()}",
+    })
+
+
+@staff_member_required
+def widget_key_edit(request, pk: int):
+    """Edit a key: its allowed sites, wording, limits; disable it (it stops answering at once)."""
+    key = get_object_or_404(WidgetKey, pk=pk)
+    form = WidgetKeyEditForm(request.POST or None, instance=key)
+    if request.method == "POST":
+        if form.is_valid():
+            form.save()
+            messages.success(request, f"Widget key {key.name} saved.")
+            return redirect("support:widget-keys")
+        messages.error(request, "Nothing was saved; see the form.")
+    return render(request, "support/widget_key_edit.html", {
+        "key": key, "form": form, "server_origin": f"{request.scheme}://{request.get_host()}",
+        "conversations": Conversation.objects.filter(widget=key).count(),
+    })
+
+
+@staff_member_required
+@require_POST
+def widget_key_delete(request, pk: int):
+    """Delete a key; its conversations stay in the inbox (without a key)."""
+    key = get_object_or_404(WidgetKey, pk=pk)
+    name = key.name
+    key.delete()
+    messages.success(request, f"Widget key {name} deleted; pages that embed it no longer show the chat.")
+    return redirect("support:widget-keys")
 
 
 def widget_demo(request):
-    """A host page that embeds the widget with the demo key (public, like any shop page)."""
+    """A host page that embeds the widget with the demo key (public, like any shop page).
+    It is served by the widget server itself, so it works on any host and PORT (same origin)."""
     key = WidgetKey.objects.filter(name="demo", active=True).first() or WidgetKey.objects.filter(active=True).first()
     return render(request, "support/widget_demo.html", {"key": key, "debug": settings.DEBUG})
 

@@ -40,7 +40,7 @@ def test_it_hands_off_an_out_of_scope_question(trained_bot, conversation):
     assert conversation.status == "waiting" and conversation.handed_off_at
     # From now on the bot stays quiet: the message waits for an agent.
     quiet = services.answer_message(conversation, "hello?")
-    assert quiet.kind == "silent" and Message.objects.filter(role="bot").count() == 1
+    assert quiet.kind == "queued" and Message.objects.filter(role="bot").count() == 1
 
 
 def test_it_answers_kb_questions_with_sources(trained_bot, conversation):

@@ -28,7 +28,7 @@ def test_it_lists_waiting_conversations_first(staff_client):
     Message.objects.create(conversation=bot, role="customer", text="thanks")
     waiting = Conversation.objects.create(status="waiting")
     Message.objects.create(conversation=waiting, role="customer", text="help me")
-    page = staff_client.get("/support/inbox/list/").content.decode()
+    page = staff_client.get("/support/inbox/list/?status=all").content.decode()
     assert page.index(f'data-conversation="{waiting.pk}"') < page.index(f'data-conversation="{bot.pk}"')
 
 

@@ -70,10 +70,12 @@ def test_it_streams_a_reply_as_server_sent_events(client, widget, trained_bot):
     body = b"".join(resp.streaming_content).decode()
     events = [block.split("\n") for block in body.strip().split("\n\n")]
     names = [e[0].removeprefix("event: ") for e in events]
-    assert names[0] == "start" and names[-1] == "done" and names.count("token") > 5
+    # The composed reply is ready at once, so it goes out at once (no generator configured).
+    assert names == ["start", "token", "done"]
     tokens = "".join(json.loads(e[1].removeprefix("data: "))["t"] for e in events if e[0] == "event: token")
     done = json.loads(events[-1][1].removeprefix("data: "))
     assert tokens == done["message"]["text"] and "Forgot password" in tokens
+    assert done["status"] == "bot" and done["kind"] == "template"
 
 
 def test_it_answers_preflight_for_allowed_origins_only(client, widget):
@@ -141,6 +143,58 @@ def test_it_hands_over_when_the_visitor_asks_for_a_person(client, widget):
     conv = start(client, widget)
     resp = client.post(url(widget, f"conversations/{conv['conversation_id']}/agent/"), "{}",
                        content_type="application/json", HTTP_ORIGIN=ORIGIN, HTTP_X_VISITOR_ID=conv["visitor_id"])
-    assert resp.status_code == 200 and resp.json() == {"status": "waiting"}
+    assert resp.status_code == 200 and resp.json()["status"] == "waiting"
+    assert resp.json()["handoff_reason"] == "visitor" and resp.json()["wait"]["waiting"] == 1
     c = Conversation.objects.get()
     assert c.handed_off_at and c.messages.get().handed_off
+
+
+@pytest.mark.parametrize("headers", [
+    {"HTTP_SEC_FETCH_SITE": "same-origin"},  # Chromium's same-origin GET: no Origin at all
+    {"HTTP_ORIGIN": "http://testserver"},  # a same-origin POST names this host
+    {"HTTP_REFERER": "http://testserver/support/widget-demo/"},  # plain-http hosts get no Sec-Fetch-*
+], ids=["sec-fetch-site", "origin-is-this-host", "referer-on-plain-http"])
+def test_it_accepts_the_servers_own_pages_whatever_the_key_allows(client, headers):
+    key = WidgetKey.objects.create(name="demo", allowed_origins=[])
+    r = client.post(url(key, "conversations/"), "{}", content_type="application/json", **headers)
+    assert r.status_code == 201, r.content
+    conv = r.json()
+    got = client.get(url(key, f"conversations/{conv['conversation_id']}/messages/"),
+                     HTTP_X_VISITOR_ID=conv["visitor_id"], **headers)
+    assert got.status_code == 200 and got.json()["status"] == "bot"
+
+
+@pytest.mark.parametrize("headers", [
+    {},  # no browser signal at all
+    {"HTTP_SEC_FETCH_SITE": "cross-site", "HTTP_REFERER": "http://testserver/"},  # Sec-Fetch-Site wins
+    {"HTTP_SEC_FETCH_SITE": "same-site"},
+    {"HTTP_REFERER": "http://testserver.evil.example/"},
+    {"HTTP_ORIGIN": "http://evil.example", "HTTP_SEC_FETCH_SITE": "same-origin"},  # an Origin is checked as sent
+], ids=["nothing", "cross-site", "same-site", "lookalike-referer", "foreign-origin"])
+def test_it_refuses_other_pages_when_the_key_allows_none(client, headers, caplog):
+    key = WidgetKey.objects.create(name="demo", allowed_origins=[])
+    r = client.get(url(key, "config/"), **headers)
+    assert r.status_code == 403 and "not allowed" in r.json()["detail"]
+    assert "refused a request" in caplog.text  # the reason is in the server log
+
+
+def test_staff_edit_disable_and_delete_a_key(staff_client, client):
+    key = WidgetKey.objects.create(name="shop", allowed_origins=[ORIGIN])
+    page = staff_client.get("/support/widget-keys/").content.decode()
+    assert f'/support/widget-keys/{key.pk}/' in page and key.public_key in page
+    bad = staff_client.post(f"/support/widget-keys/{key.pk}/", {"name": "shop", "origins": "javascript:alert(1)"})
+    assert bad.status_code == 200 and "is not an origin" in bad.content.decode()
+    r = staff_client.post(f"/support/widget-keys/{key.pk}/", {
+        "name": "shop2", "origins": "https://a.example\nhttps://B.example:8443/", "title": "Help",
+        "greeting": "Hello there", "rate_limit_per_minute": 7, "ip_rate_limit_per_minute": 70})  # active unticked
+    assert r.status_code == 302
+    key.refresh_from_db()
+    assert (key.name, key.allowed_origins, key.title, key.active) == (
+        "shop2", ["https://a.example", "https://b.example:8443"], "Help", False)
+    assert client.get(url(key, "config/"), HTTP_ORIGIN="https://a.example").status_code == 404  # disabled
+    staff_client.post(f"/support/widget-keys/{key.pk}/", {"name": "shop2", "origins": "https://a.example",
+                                                          "active": "on"})
+    assert client.get(url(key, "config/"), HTTP_ORIGIN="https://a.example").json()["greeting"] == "Hello there"
+    assert staff_client.post(f"/support/widget-keys/{key.pk}/delete/").status_code == 302
+    assert not WidgetKey.objects.filter(pk=key.pk).exists()
+    assert client.get(url(key, "config/"), HTTP_ORIGIN="https://a.example").status_code == 404

@@ -2,6 +2,7 @@
 widget key for the local demo page, and a queued training job."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from django.conf import settings
@@ -13,7 +14,14 @@ from apps.support import services, tasks
 from apps.support.models import KBArticle, TranscriptPair, WidgetKey
 
 FIXTURES = Path(settings.BASE_DIR) / "fixtures" / "support"
-DEMO_ORIGINS = ["http://127.0.0.1:8000", "http://localhost:8000"]
+
+
+def demo_origins() -> list[str]:
+    """Where the demo is served: the host names of the local demo on its PORT (scripts/demo.sh
+    passes it). The demo page itself needs none of these (the server's own pages are same-origin);
+    they let other local pages on that port embed the demo key."""
+    port = os.environ.get("PORT", "8000").strip() or "8000"
+    return [f"http://127.0.0.1:{port}", f"http://localhost:{port}"]
 
 
 class Command(BaseCommand):
@@ -44,8 +52,11 @@ class Command(BaseCommand):
             job = self._run_inline(tasks.ingest_kb, "support.kb", uploads=uploads)
             self.stdout.write(f"imported KB: {job.result}")
         key, created = WidgetKey.objects.get_or_create(
-            name="demo", defaults={"allowed_origins": DEMO_ORIGINS, "rate_limit_per_minute": 30}
+            name="demo", defaults={"allowed_origins": demo_origins(), "rate_limit_per_minute": 30}
         )
+        if not created and not set(demo_origins()) <= set(key.allowed_origins or []):
+            key.allowed_origins = list(dict.fromkeys([*(key.allowed_origins or []), *demo_origins()]))
+            key.save(update_fields=["allowed_origins"])
         if services.current_version() is None or retrain:
             if sync:
                 result = services.train_bot(lambda pct, msg: None)
@@ -53,7 +64,8 @@ class Command(BaseCommand):
             else:
                 job = enqueue(tasks.train_support, "support.train")
                 self.stdout.write(f"queued support training as job #{job.pk} (queue 'train')")
+        base = demo_origins()[0]
         self.stdout.write(self.style.SUCCESS(
-            "Support widget demo: http://127.0.0.1:8000/support/widget-demo/\n"
-            f'  <script src="http://127.0.0.1:8000/static/support/widget.js" data-key="{key.public_key}" defer></script>'
+            f"Support widget demo: {base}/support/widget-demo/\n"
+            f'  <script src="{base}/static/support/widget.js" data-key="{key.public_key}" defer></script>'
         ))

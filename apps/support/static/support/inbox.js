@@ -1,4 +1,5 @@
-// Agent-assist: "Use" copies a suggestion into the reply box.
+// Conversation page. "Use" copies an agent-assist suggestion into the reply box;
+// a reply that was sent clears the box (kept here, not inline, for the CSP).
 document.addEventListener("click", function (ev) {
   const btn = ev.target.closest(".use-suggestion");
   if (!btn) return;
