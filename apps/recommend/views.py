@@ -99,9 +99,10 @@ def upload_catalogue(request):
         return redirect("recommend:dashboard")
     try:
         rows = services.parse_catalogue_file(upload.read(), upload.name or "")
-        result = services.upsert_items(rows)
+        result = services.import_items(rows, user=request.user)
     except RecommendError as exc:
         messages.error(request, f"Nothing imported: {exc.detail}")
     else:
-        messages.success(request, "Imported: " + ", ".join(f"{v} {k}" for k, v in result.as_dict().items()))
+        messages.success(request, "Imported: " + ", ".join(f"{v} {k}" for k, v in result.items() if k != "job")
+                         + (f"; indexing job #{result['job']}" if result.get("job") else ""))
     return redirect("recommend:dashboard")
