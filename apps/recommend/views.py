@@ -13,7 +13,7 @@ from apps.common.models import Job
 from apps.recommend import services, tasks
 from apps.recommend.services import RecommendError
 
-SYSTEMS = ["popularity", "text_only", "two_tower", "model"]
+SYSTEMS = ["popularity", "text_only", "item_knn", "ease", "two_tower", "model"]
 
 
 def _chart_data(versions) -> dict:
@@ -31,7 +31,9 @@ def _chart_data(versions) -> dict:
 
 def _row(m: dict) -> dict:
     """Template-friendly names: Django variables cannot contain '@'."""
-    return {"recall": m.get("recall@10"), "ndcg": m.get("ndcg@10"), "auc": m.get("auc"), "coverage": m.get("coverage")}
+    flag = m.get("baselines") or {}
+    return {"recall": m.get("recall@10"), "ndcg": m.get("ndcg@10"), "auc": m.get("auc"), "coverage": m.get("coverage"),
+            "beats": flag.get("ok"), "behind": ", ".join(flag.get("behind", []))}
 
 
 @staff_member_required
