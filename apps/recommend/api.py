@@ -40,13 +40,15 @@ class ItemUpsertSerializer(serializers.Serializer):
 
 
 class ItemsView(RecommendAPIView):
-    """POST: upsert items (JSON) by external_id, all or nothing; {"removed": true} removes one."""
+    """POST: upsert items (JSON) by external_id, all or nothing; {"removed": true} removes one.
+    Rows are written at once; a job ("job" in the answer) embeds the new or edited texts and
+    serving adds them to its index without a rebuild."""
 
     @extend_schema(responses=OpenApiTypes.OBJECT, request=ItemUpsertSerializer, summary="Upsert catalogue items")
     def post(self, request):
         ser = ItemUpsertSerializer(data=request.data if isinstance(request.data, dict) else {"items": request.data})
         ser.is_valid(raise_exception=True)
-        return Response(services.upsert_items(ser.validated_data["items"]).as_dict())
+        return Response(services.import_items(ser.validated_data["items"], user=request.user))
 
 
 class CatalogueUploadView(RecommendAPIView):
@@ -69,7 +71,7 @@ class CatalogueUploadView(RecommendAPIView):
             job = enqueue(tasks.import_catalogue, "recommend.import", params={"rows": len(rows)},
                           user=request.user, rows=rows)
             return Response({"job": job.pk, "rows": len(rows)}, status=status.HTTP_202_ACCEPTED)
-        return Response(services.upsert_items(rows).as_dict())
+        return Response(services.import_items(rows, user=request.user))
 
 
 class ItemRemoveView(RecommendAPIView):

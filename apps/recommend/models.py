@@ -80,3 +80,32 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.kind} {self.item_id} @ {self.at:%Y-%m-%d %H:%M}"
+
+
+class Rule(models.Model):
+    """A merchandiser's rule, applied at serve time and named in the reasons.
+
+    pin: the item is placed at ``position`` (1 = first) in every list it may appear in;
+    boost: ``amount`` is added to the ranker score of the item, or of every item in ``category``;
+    exclude: the item (or every item in ``category``) is never recommended."""
+
+    class Kind(models.TextChoices):
+        PIN = "pin"
+        BOOST = "boost"
+        EXCLUDE = "exclude"
+
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    item = models.ForeignKey(Item, null=True, blank=True, on_delete=models.CASCADE, related_name="rules")
+    category = models.CharField(max_length=100, blank=True, help_text="instead of an item: every item in it")
+    amount = models.FloatField(default=0.0, help_text="boost: added to the ranker score")
+    position = models.PositiveSmallIntegerField(default=1, help_text="pin: 1 = first")
+    note = models.CharField(max_length=200, blank=True)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["kind", "position", "-created_at"]
+
+    def __str__(self) -> str:
+        target = self.item.title if self.item_id else f"category {self.category}"
+        return f"{self.kind} {target}"

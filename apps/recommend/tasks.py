@@ -21,7 +21,9 @@ def import_catalogue(job_id: int, rows: list[dict]) -> dict:
 
     def work(progress):
         progress(5, f"importing {len(rows)} items")
-        return services.upsert_items(rows).as_dict()
+        result = services.upsert_items(rows)
+        progress(10, f"embedding {len(result.changed_pks)} new or edited items")
+        return {**result.as_dict(), **services.embed_items(result.changed_pks, progress)}
 
     return run_job(job_id, work)
 
@@ -37,3 +39,11 @@ def schedule_training() -> int | None:
     if busy or not Event.objects.exists():
         return None
     return enqueue(train_recommender, "recommend.train", params={"source": "beat"}).pk
+
+
+@shared_task(name="apps.recommend.tasks.index_items", acks_late=True)
+def index_items(job_id: int, pks: list[int]) -> dict:
+    """Queue "default": vectors for new or edited items, written in bulk; serving adds them incrementally."""
+    from apps.recommend import catalogue
+
+    return run_job(job_id, lambda progress: catalogue.embed_items(pks, progress))

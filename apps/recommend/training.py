@@ -6,17 +6,23 @@
 items:  [{"id", "text", "category", "price", "created_at"}]   (created_at/price may be None)
 events: [{"user", "item", "kind", "at", "value"?}]            (at: datetime, ISO string or epoch seconds)
 
+The served model is a hybrid (``Hybrid``): a collaborative model learned from behaviour
+(EASE, aigc_core.models.ease) and the text tower (the two-tower on frozen MiniLM vectors,
+aigc_core.models.two_tower), combined by the ranker of apps.recommend.ranking over the
+features of ``pair_features``. Known items are ranked by behaviour and text; an item with
+no behaviour has collab 0 / known 0 and is ranked by its text alone.
+
 Protocol (time split, nothing from the future leaks into the past):
-  t_rank < t_split split the events by time.
-  1. The two-tower model trains on positives before t_rank (history -> next positive).
-  2. The ranker fits on the window [t_rank, t_split): for each user, history before
-     t_rank, labels = items they turned positive on in the window.
-  3. Evaluation: for each user with history before t_split and new positives after it,
-     rank the whole catalogue minus their history; relevant = their new positive items.
-     Systems measured in the same run: popularity, text-only (mean MiniLM vector of the
-     history vs item text, no training), the two-tower score alone, and the full model
-     (two-tower + ranker).
-  4. With refit=True the two-tower is trained again on every event for serving; the ranker is kept.
+  t_val < t_split split the events by time.
+  1. Stage 1 fits on events before t_val: EASE for each λ of the grid, and the two-tower
+     (history -> next positive).
+  2. Validation = users with history before t_val and new positives in [t_val, t_split):
+     λ is the grid value with the best EASE nDCG@10 there; then the ranker's weights are
+     chosen by coordinate ascent on nDCG@10 of their candidate lists.
+  3. Stage 1 is fitted again on every event before t_split with the chosen λ (the ranker
+     is kept) and evaluated on users with new positives after t_split, against
+     popularity, text-only, item-kNN, EASE alone and the two-tower alone in the same run.
+  4. With refit=True stage 1 is fitted once more on every event for serving.
 
 Positive events: click, add_to_cart, purchase, and rating >= 3.5 (or a rating with no value).
 Exposures (shown, not liked): view, and rating < 3.5; they supply hard negatives.
@@ -33,9 +39,19 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+from scipy import sparse
 
+from aigc_core.models.ease import Ease, EaseConfig, fit_ease_grid
 from aigc_core.models.two_tower import TwoTower, TwoTowerConfig, train_two_tower
-from apps.recommend.ranking import ItemTable, Ranker, pair_features, user_profile
+from apps.recommend.ranking import (
+    Candidates,
+    Ranker,
+    UserSignals,
+    candidate_rows,
+    normalise_popularity,
+    pair_features,
+    user_profile,
+)
 
 POSITIVE_KINDS = {"click", "add_to_cart", "purchase", "rating"}
 CONSUMED_KINDS = {"purchase"}  # never recommended again to the same user
@@ -53,11 +69,16 @@ class RecommendTrainConfig:
     batch_size: int = 256
     lr: float = 2e-3
     test_ratio: float = 0.2  # last share of the time span held out for evaluation
-    ranker_ratio: float = 0.15  # share before the test window that fits the ranker
+    ranker_ratio: float = 0.15  # share before the test window: the validation cut (λ and ranker weights)
     popularity_days: float | None = 30.0  # window of the popularity feature/baseline; None = all time
     k: int = 10  # cut-off of recall@k / nDCG@k
     max_eval_users: int = 3000  # evaluation users, sampled deterministically above this
-    ranker_negatives: int = 30  # sampled non-relevant items per user when fitting the ranker
+    # EASE's λ is picked on the validation cut from this grid (Steck 2019 used 200-1000 on larger data).
+    ease_lambdas: tuple[float, ...] = (25.0, 50.0, 100.0, 200.0, 400.0, 800.0)
+    ease: EaseConfig = field(default_factory=EaseConfig)
+    candidates_per_source: int = 200  # top items from each of the collaborative model and FAISS
+    popular_candidates: int = 50
+    recent_candidates: int = 30
     refit: bool = True  # train the served model again on every event after evaluating
     seed: int = 1234
 
@@ -82,10 +103,13 @@ def is_positive(kind: str, value=None) -> bool:
 
 @dataclass
 class Catalogue:
-    table: ItemTable
+    ids: list  # external ids, one per row
     row: dict  # external id -> row
     texts: list[str]
     features: np.ndarray  # (N, 384) frozen MiniLM vectors
+    categories: list[str]
+    log_price: np.ndarray  # (N,) nan when unknown
+    created_ts: np.ndarray  # (N,) nan when unknown
 
 
 def build_catalogue(items: list[dict], text_features: np.ndarray | None = None,
@@ -98,14 +122,14 @@ def build_catalogue(items: list[dict], text_features: np.ndarray | None = None,
     texts = [str(it.get("text") or "") for it in items]
     prices = np.array([math.log1p(float(it["price"])) if it.get("price") not in (None, "") and float(it["price"]) >= 0
                        else np.nan for it in items], np.float64)
-    table = ItemTable(ids=ids, categories=[str(it.get("category") or "") for it in items], log_price=prices,
-                      created_ts=np.array([to_ts(it.get("created_at")) for it in items], np.float64))
     if text_features is None:
         text_features = encode_texts(texts, cache_dir)
     if len(text_features) != len(items):
         raise ValueError(f"{len(text_features)} feature rows for {len(items)} items")
-    return Catalogue(table=table, row={i: r for r, i in enumerate(ids)}, texts=texts,
-                     features=np.asarray(text_features, np.float32))
+    return Catalogue(ids=ids, row={i: r for r, i in enumerate(ids)}, texts=texts,
+                     features=np.asarray(text_features, np.float32),
+                     categories=[str(it.get("category") or "") for it in items], log_price=prices,
+                     created_ts=np.array([to_ts(it.get("created_at")) for it in items], np.float64))
 
 
 def encode_texts(texts: list[str], cache_dir: str | Path | None = None) -> np.ndarray:
@@ -138,9 +162,14 @@ class EventLog:
     consumed: np.ndarray
     skipped: int = 0  # events whose item is not in the catalogue
 
+    def subset(self, mask: np.ndarray) -> EventLog:
+        """The events where ``mask`` holds (same user indices)."""
+        return EventLog(self.users, self.user[mask], self.item[mask], self.ts[mask], self.positive[mask],
+                        self.consumed[mask], self.skipped)
 
-def build_event_log(events: list[dict], cat: Catalogue) -> EventLog:
-    users: dict[str, int] = {}
+
+def build_event_log(events: list[dict], cat: Catalogue, users: dict[str, int] | None = None) -> EventLog:
+    users = {} if users is None else dict(users)
     u, it, ts, pos, cons = [], [], [], [], []
     skipped = 0
     for ev in events:
@@ -160,6 +189,7 @@ def build_event_log(events: list[dict], cat: Catalogue) -> EventLog:
 
 
 def popularity(log: EventLog, n_items: int, until: float, days: float | None) -> np.ndarray:
+    """Positive events per item in [until - days, until)."""
     sel = log.positive & (log.ts < until)
     if days is not None:
         sel &= log.ts >= until - days * 86400.0
@@ -176,6 +206,15 @@ def _histories(log: EventLog, until: float, positive_only: bool = True) -> dict[
             h.remove(i)
         h.append(i)
     return out
+
+
+def interaction_matrix(log: EventLog, n_items: int) -> sparse.csr_matrix:
+    """(users, items) 0/1 matrix of the log's positive events: what EASE and item-kNN learn from."""
+    sel = log.positive
+    X = sparse.csr_matrix((np.ones(int(sel.sum()), np.float32), (log.user[sel], log.item[sel])),
+                          shape=(len(log.users), n_items))
+    X.data[:] = 1.0  # duplicates summed by the constructor count once
+    return X
 
 
 # -- the two-tower's training examples --------------------------------------------------
@@ -217,6 +256,7 @@ def build_examples(log: EventLog, n_items: int, until: float, cfg: RecommendTrai
 
 def fit_model(cat: Catalogue, log: EventLog, until: float, cfg: RecommendTrainConfig,
               on_progress: Progress | None = None) -> tuple[TwoTower, dict]:
+    """The text tower: the two-tower on (history -> next positive) before ``until``."""
     from aigc_core.training import TrainConfig
 
     rng = np.random.default_rng(cfg.seed)
@@ -226,37 +266,44 @@ def fit_model(cat: Catalogue, log: EventLog, until: float, cfg: RecommendTrainCo
     return train_two_tower(cat.features, hist, tgt, neg, cfg.model, tc, on_progress=on_progress)
 
 
-# -- scoring a set of users against the whole catalogue ----------------------------------
-def model_scores(model: TwoTower, item_vecs: np.ndarray, cat: Catalogue, histories: list[list[int]]) -> np.ndarray:
-    users, _ = model.encode_users([cat.features[h] for h in histories])
-    return users @ item_vecs.T  # (U, N)
+def fit_collab(cat: Catalogue, log: EventLog, lambdas: list[float], cfg: RecommendTrainConfig) -> list[Ease]:
+    """EASE for each λ on the log's positive events (None-free: every item with behaviour is covered)."""
+    return fit_ease_grid(interaction_matrix(log, len(cat.texts)), list(lambdas), cfg.ease)
 
 
-def ranked_scores(ranker: Ranker, scores: np.ndarray, cat: Catalogue, histories: list[list[int]],
-                  now_ts: float, text_scores: np.ndarray | None = None) -> np.ndarray:
-    """The ranker's score of every catalogue item for each user; ``text_scores`` defaults to text_only_scores."""
-    if text_scores is None:
-        text_scores = text_only_scores(cat, histories)
-    all_rows = np.arange(len(cat.texts))
-    out = np.empty_like(scores)
-    for j, h in enumerate(histories):
-        shares, mean_lp = user_profile(h, cat.table)
-        out[j] = ranker.score(pair_features(scores[j], all_rows, cat.table, now_ts, shares, mean_lp,
-                                            text_scores[j]))
-    return out
-
-
+# -- baselines ------------------------------------------------------------------------------
 def text_only_scores(cat: Catalogue, histories: list[list[int]]) -> np.ndarray:
-    users = np.stack([cat.features[h].mean(0) if h else np.zeros(cat.features.shape[1], np.float32)
+    users = np.stack([cat.features[h].mean(0) if len(h) else np.zeros(cat.features.shape[1], np.float32)
                       for h in histories])
     norms = np.linalg.norm(users, axis=1, keepdims=True)
     return (users / np.maximum(norms, 1e-9)) @ cat.features.T
 
 
+def item_knn_scores(X: sparse.spmatrix, histories: list[list[int]], k: int = 50) -> np.ndarray:
+    """Item-item cosine over the users' positives, top-k neighbours per item; a user's score
+    for item i = sum of sim(i, j) over the items j in their history."""
+    X = sparse.csr_matrix(X, dtype=np.float32)
+    norms = np.sqrt(np.asarray(X.multiply(X).sum(0)).ravel())
+    norms[norms == 0] = 1.0
+    A = X @ sparse.diags(1.0 / norms)
+    S = np.asarray((A.T @ A).todense(), np.float32)  # (items, items)
+    np.fill_diagonal(S, 0.0)
+    if k and k < S.shape[0]:
+        kth = np.partition(S, -k, axis=0)[-k]
+        S[S < kth[None, :]] = 0.0
+    out = np.zeros((len(histories), S.shape[0]), np.float32)
+    for j, h in enumerate(histories):
+        if len(h):
+            out[j] = S[h].sum(0)
+    return out
+
+
 # -- metrics over lists ------------------------------------------------------------------
-def ranking_metrics(scores: np.ndarray, relevant: list[set[int]], exclude: list[set[int]], k: int = 10) -> dict:
+def ranking_metrics(scores: np.ndarray, relevant: list[set[int]], exclude: list[set[int]], k: int = 10,
+                    auc_scores: np.ndarray | None = None) -> dict:
     """recall@k, nDCG@k, mean per-user AUC and catalogue coverage of the top k.
-    ``scores``: (U, N), higher is better; ``exclude[u]`` rows are never ranked (history)."""
+    ``scores``: (U, N), higher is better; ``exclude[u]`` rows are never ranked (history).
+    ``auc_scores`` (default ``scores``): the order the AUC is measured on."""
     from aigc_core.training import metrics
 
     n_users, n_items = scores.shape
@@ -274,7 +321,8 @@ def ranking_metrics(scores: np.ndarray, relevant: list[set[int]], exclude: list[
         keep[ex] = False
         y = np.zeros(n_items, bool)
         y[list(relevant[u])] = True
-        auc = metrics.roc_auc(y[keep], s[keep])
+        a = s if auc_scores is None else auc_scores[u].astype(np.float64)
+        auc = metrics.roc_auc(y[keep], a[keep])
         if not math.isnan(auc):
             aucs.append(auc)
     return {
@@ -285,86 +333,183 @@ def ranking_metrics(scores: np.ndarray, relevant: list[set[int]], exclude: list[
     }
 
 
-# -- the ranker ----------------------------------------------------------------------------
-def fit_ranker(model: TwoTower, cat: Catalogue, log: EventLog, t_rank: float, t_split: float,
-               cfg: RecommendTrainConfig, rng: np.random.Generator) -> Ranker:
-    hist = _histories(log, t_rank)
-    window = (log.ts >= t_rank) & (log.ts < t_split) & log.positive
-    targets: dict[int, set[int]] = {}
-    for u, i in zip(log.user[window].tolist(), log.item[window].tolist(), strict=True):
-        if u in hist and i not in hist[u]:
-            targets.setdefault(u, set()).add(i)
-    users = sorted(targets)
-    if not users:
-        return Ranker()
-    if len(users) > cfg.max_eval_users:
-        users = sorted(rng.choice(users, size=cfg.max_eval_users, replace=False).tolist())
-    cat.table.popularity = popularity(log, len(cat.texts), t_rank, cfg.popularity_days)
-    item_vecs = model.project_items(cat.features)
-    histories = [hist[u] for u in users]
-    scores = model_scores(model, item_vecs, cat, histories)
-    text_scores = text_only_scores(cat, histories)
-    # A quarter of the users is held out to check the fitted ranker against the
-    # model score alone: a pointwise ranker fitted on hard negatives can learn to
-    # invert the model's order (seen on MovieLens), and must not be shipped then.
-    order = rng.permutation(len(users))
-    check = set(order[: len(users) // 4].tolist()) if len(users) >= 8 else set()
-    X, y = [], []
+# -- the hybrid -------------------------------------------------------------------------------
+@dataclass
+class EvalUser:
+    """One user to rank for: positive history (rows, oldest first), rows never to rank,
+    the relevant rows, and the user's 'now' (popularity and recency are measured there)."""
+
+    history: list[int]
+    exclude: set[int]
+    relevant: set[int]
+    now_ts: float
+
+
+@dataclass
+class Hybrid:
+    two_tower: TwoTower
+    ease: Ease | None
+    ranker: Ranker
+    popularity_days: float | None
+
+
+def _catalogue_candidates(cat: Catalogue, hybrid: Hybrid, item_vecs: np.ndarray, pop_norm: np.ndarray) -> Candidates:
+    rows = np.arange(len(cat.texts))
+    known = hybrid.ease.covers(rows) if hybrid.ease is not None else np.zeros(len(rows), bool)
+    return Candidates(model_row=np.where(known, rows, -1), known=known, item_vecs=item_vecs,
+                      text_vecs=cat.features, categories=cat.categories, log_price=cat.log_price,
+                      created_ts=cat.created_ts, popularity=pop_norm)
+
+
+def hybrid_scores(hybrid: Hybrid, cat: Catalogue, pop_log: EventLog, users: list[EvalUser],
+                  cfg: RecommendTrainConfig, with_features: bool = False) -> dict:
+    """Every catalogue item scored for each user the way serving scores it.
+
+    Returns {"model": (U, N) ranker scores (what score() returns), "served": the same with items
+    outside the served candidate sources pushed below every candidate (what recommend()
+    returns), "collab": EASE alone, "two_tower": the text tower alone}; with ``with_features``
+    also "features" / "candidates": per user the candidate rows and their features."""
     n = len(cat.texts)
+    item_vecs = hybrid.two_tower.project_items(cat.features)
+    histories = [u.history for u in users]
+    user_vecs, _ = hybrid.two_tower.encode_users([cat.features[h] for h in histories]) if users else (None, None)
+    collab = hybrid.ease.score_users(histories) if hybrid.ease is not None else np.zeros((len(users), n), np.float32)
+    out = {k: np.zeros((len(users), n), np.float32) for k in ("model", "served", "collab", "two_tower")}
+    feats_out, cands_out = [], []
+    pop_cache: dict[float, np.ndarray] = {}
     for j, u in enumerate(users):
-        if j in check:
-            continue
-        pos = sorted(targets[u])
-        # Negatives: the model's own top picks that were wrong (hard) plus random items (easy).
-        s = scores[j].copy()
-        s[hist[u]] = -np.inf
-        top = [r for r in np.argsort(-s)[: cfg.ranker_negatives].tolist() if r not in targets[u]]
-        rand = [r for r in rng.choice(n, size=min(n, cfg.ranker_negatives), replace=False).tolist()
-                if r not in targets[u] and r not in hist[u]]
-        neg = top[: cfg.ranker_negatives // 2] + rand[: cfg.ranker_negatives // 2]
-        rows = np.asarray(pos + neg, np.int64)
-        shares, mean_lp = user_profile(hist[u], cat.table)
-        X.append(pair_features(scores[j][rows], rows, cat.table, t_rank, shares, mean_lp, text_scores[j][rows]))
-        y.extend([1] * len(pos) + [0] * len(neg))
-    ranker = Ranker.fit(np.concatenate(X), np.asarray(y), seed=cfg.seed)
-    if check and ranker.trained_on:
-        rows = sorted(check)
-        hs = [histories[j] for j in rows]
-        rel = [targets[users[j]] for j in rows]
-        excl = [set(h) for h in hs]
-        key = f"ndcg@{cfg.k}"
-        alone = ranking_metrics(scores[rows], rel, excl, cfg.k)[key]
-        ranked = ranking_metrics(ranked_scores(ranker, scores[rows], cat, hs, t_rank, text_scores[rows]),
-                                 rel, excl, cfg.k)[key]
-        ranker.check = {"users": len(rows), f"model_{key}": round(alone, 4), f"ranker_{key}": round(ranked, 4)}
-        if ranked < alone:
-            fallback = Ranker()
-            fallback.check = {**ranker.check, "kept": False}
-            return fallback
-        ranker.check["kept"] = True
-    return ranker
+        if u.now_ts not in pop_cache:
+            pop_cache[u.now_ts] = popularity(pop_log, n, u.now_ts, hybrid.popularity_days)
+        counts = pop_cache[u.now_ts]
+        cand = _catalogue_candidates(cat, hybrid, item_vecs, normalise_popularity(counts))
+        mean = cat.features[u.history].mean(0) if u.history else None
+        shares, mean_lp = user_profile(u.history, cat.categories, cat.log_price)
+        sig = UserSignals(collab=collab[j], user_vec=user_vecs[j] if u.history else None,
+                          text_mean=None if mean is None else mean / max(float(np.linalg.norm(mean)), 1e-9),
+                          category_share=shares, mean_log_price=mean_lp, now_ts=u.now_ts)
+        X = pair_features(sig, cand)
+        s = hybrid.ranker.score(X)
+        out["model"][j] = s
+        out["collab"][j] = X[:, 0]
+        out["two_tower"][j] = X[:, 2]
+        masked = X[:, 0].copy()
+        masked[list(u.exclude)] = -np.inf
+        tt = X[:, 2].copy()
+        tt[list(u.exclude)] = -np.inf
+        rows = candidate_rows([masked if hybrid.ease is not None else None, tt], cfg.candidates_per_source,
+                              np.where(np.isin(np.arange(n), list(u.exclude)), -1.0, counts),
+                              cfg.popular_candidates, cat.created_ts, cfg.recent_candidates)
+        idx = np.fromiter(rows.keys(), np.int64, len(rows))
+        served = s - 1e6
+        served[idx] = s[idx]
+        out["served"][j] = served
+        if with_features:
+            feats_out.append(X[idx])
+            cands_out.append(idx)
+    if with_features:
+        out["features"], out["candidates"] = feats_out, cands_out
+    return out
+
+
+def select_on_validation(cat: Catalogue, fit_log: EventLog, val_users: list[EvalUser], cfg: RecommendTrainConfig,
+                         report: Progress) -> tuple[Hybrid, dict]:
+    """Stage 1 on ``fit_log``; λ and the ranker's weights chosen on ``val_users``."""
+    report(5, "training the text tower (two-tower) before the validation cut")
+    two_tower, info = fit_model(cat, fit_log, float("inf"), cfg, lambda p, m: report(5 + 0.3 * p, m))
+    report(35, f"fitting EASE for λ in {list(cfg.ease_lambdas)}")
+    grid = fit_collab(cat, fit_log, list(cfg.ease_lambdas), cfg) if fit_log.positive.any() else []
+    key = f"ndcg@{cfg.k}"
+    lam_scores = {}
+    hist = [u.history for u in val_users]
+    rel = [u.relevant for u in val_users]
+    excl = [u.exclude for u in val_users]
+    for e in grid:
+        lam_scores[e.config.l2] = ranking_metrics(e.score_users(hist), rel, excl, cfg.k)[key] if val_users else 0.0
+    ease = max(grid, key=lambda e: lam_scores[e.config.l2]) if grid else None
+    report(42, "choosing the ranker's weights on the validation users")
+    hybrid = Hybrid(two_tower, ease, Ranker(), cfg.popularity_days)
+    if val_users:
+        parts = hybrid_scores(hybrid, cat, fit_log, val_users, cfg, with_features=True)
+        labels = [np.isin(c, list(u.relevant)).astype(np.float32) for c, u in zip(parts["candidates"], val_users,
+                                                                                  strict=True)]
+        hybrid.ranker = Ranker.fit(parts["features"], labels, [len(u.relevant) for u in val_users], cfg.k,
+                                   start="collab" if ease is not None else "two_tower")
+    return hybrid, {"two_tower": info, "lambda_ndcg": lam_scores,
+                    "lambda": ease.config.l2 if ease is not None else None}
+
+
+def refit(cat: Catalogue, log: EventLog, chosen: Hybrid, cfg: RecommendTrainConfig, report: Progress
+          ) -> tuple[Hybrid, dict]:
+    """Stage 1 again on ``log`` with the chosen λ; the ranker is kept."""
+    two_tower, info = fit_model(cat, log, float("inf"), cfg, report)
+    ease = None
+    if chosen.ease is not None and log.positive.any():
+        ease = fit_collab(cat, log, [chosen.ease.config.l2], cfg)[0]
+    return Hybrid(two_tower, ease, chosen.ranker, chosen.popularity_days), info
+
+
+def evaluate_systems(hybrid: Hybrid, cat: Catalogue, log: EventLog, users: list[EvalUser],
+                     cfg: RecommendTrainConfig) -> tuple[dict, dict]:
+    """Every system's (U, N) scores for ``users`` (log = what they may learn from) and their metrics.
+    "model" = the served hybrid (top-k from the served candidates; AUC on score()'s order)."""
+    n = len(cat.texts)
+    hist = [u.history for u in users]
+    rel = [u.relevant for u in users]
+    excl = [u.exclude for u in users]
+    parts = hybrid_scores(hybrid, cat, log, users, cfg)
+    pops = np.stack([popularity(log, n, u.now_ts, cfg.popularity_days) + np.linspace(0, 1e-6, n)[::-1]
+                     for u in users]) if users else np.zeros((0, n))
+    scores = {
+        "popularity": pops,
+        "text_only": text_only_scores(cat, hist),
+        "item_knn": item_knn_scores(interaction_matrix(log, n), hist),
+        "ease": parts["collab"],
+        "two_tower": parts["two_tower"],
+    }
+    systems = {name: ranking_metrics(s, rel, excl, cfg.k) for name, s in scores.items()}
+    systems["model"] = ranking_metrics(parts["served"], rel, excl, cfg.k, auc_scores=parts["model"])
+    scores["model"] = parts["model"]
+    scores["model_served"] = parts["served"]
+    return systems, scores
+
+
+def beats_baselines(systems: dict, k: int = 10) -> dict:
+    """Which baselines the model does not beat on recall@k or nDCG@k (the dashboard's flag)."""
+    model = systems.get("model")
+    if not model:
+        return {"ok": False, "behind": ["no evaluation"]}
+    behind = [f"{name} {m}" for name, s in systems.items() if name != "model"
+              for m in (f"recall@{k}", f"ndcg@{k}") if s.get(m, 0.0) >= model.get(m, 0.0)]
+    return {"ok": not behind, "behind": behind}
 
 
 # -- artifacts --------------------------------------------------------------------------------
 @dataclass
 class RecommenderArtifacts:
-    """What serving loads: the two-tower, the ranker and a little metadata."""
+    """What serving loads: the text tower, the collaborative model (optional), the ranker, metadata.
+    meta["item_ids"] names the catalogue item of each collaborative model row."""
 
     model: TwoTower
     ranker: Ranker
     meta: dict
+    ease: Ease | None = None
 
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)
         self.model.save(directory)
         self.ranker.save(directory)
+        if self.ease is not None:
+            self.ease.save(directory)
         (directory / META_FILE).write_text(json.dumps(self.meta, indent=2, default=str))
 
     @classmethod
     def load(cls, directory: str | Path) -> RecommenderArtifacts:
+        from aigc_core.models.ease import CONFIG_FILE as EASE_CONFIG
+
         directory = Path(directory)
+        ease = Ease.load(directory) if (directory / EASE_CONFIG).exists() else None
         return cls(model=TwoTower.load(directory), ranker=Ranker.load(directory),
-                   meta=json.loads((directory / META_FILE).read_text()))
+                   meta=json.loads((directory / META_FILE).read_text()), ease=ease)
 
 
 def data_hash(items: list[dict], events: list[dict]) -> str:
@@ -374,6 +519,21 @@ def data_hash(items: list[dict], events: list[dict]) -> str:
     for ev in events:
         h.update(f"{ev['user']}\x1f{ev['item']}\x1f{ev['kind']}\x1f{ev['at']}\x1e".encode())
     return h.hexdigest()
+
+
+def users_in_window(log: EventLog, t_from: float, t_to: float, max_users: int, rng: np.random.Generator
+                    ) -> list[EvalUser]:
+    """Users with positives before ``t_from`` and new positives in [t_from, t_to)."""
+    hist = _histories(log, t_from)
+    window = (log.ts >= t_from) & (log.ts < t_to) & log.positive
+    relevant: dict[int, set[int]] = {}
+    for u, i in zip(log.user[window].tolist(), log.item[window].tolist(), strict=True):
+        if u in hist and i not in hist[u]:
+            relevant.setdefault(u, set()).add(i)
+    ids = sorted(relevant)
+    if len(ids) > max_users:
+        ids = sorted(rng.choice(ids, size=max_users, replace=False).tolist())
+    return [EvalUser(history=hist[u], exclude=set(hist[u]), relevant=relevant[u], now_ts=t_from) for u in ids]
 
 
 # -- the pipeline ---------------------------------------------------------------------------
@@ -393,70 +553,50 @@ def train_and_evaluate(items: list[dict], events: list[dict], config: RecommendT
         raise ValueError(f"only {int(log.positive.sum())} positive events: need at least 10 to train")
     t0, t1 = float(log.ts.min()), float(log.ts.max())
     t_split = float(np.quantile(log.ts, 1 - cfg.test_ratio))
-    t_rank = float(np.quantile(log.ts, 1 - cfg.test_ratio - cfg.ranker_ratio))
+    t_val = float(np.quantile(log.ts, 1 - cfg.test_ratio - cfg.ranker_ratio))
 
     def scaled(lo: float, hi: float) -> Progress:
         return lambda pct, msg: report(lo + (hi - lo) * pct / 100.0, msg)
 
-    report(5, "training the two-tower model on the training window")
-    model, train_info = fit_model(cat, log, t_rank, cfg, scaled(5, 45))
-    report(45, "fitting the ranker")
-    ranker = fit_ranker(model, cat, log, t_rank, t_split, cfg, rng)
-
-    report(55, "evaluating on the held-out window")
-    hist = _histories(log, t_split)
-    test = log.ts >= t_split
-    relevant: dict[int, set[int]] = {}
-    for u, i, ok in zip(log.user[test].tolist(), log.item[test].tolist(), log.positive[test].tolist(), strict=True):
-        if ok and u in hist and i not in hist[u]:
-            relevant.setdefault(u, set()).add(i)
-    users = sorted(relevant)
-    if len(users) > cfg.max_eval_users:
-        users = sorted(rng.choice(users, size=cfg.max_eval_users, replace=False).tolist())
-    histories = [hist[u] for u in users]
-    rel = [relevant[u] for u in users]
-    excl = [set(h) for h in histories]
-    cat.table.popularity = popularity(log, len(cat.texts), t_split, cfg.popularity_days)
-    systems: dict[str, dict] = {}
-    if users:
-        n = len(cat.texts)
-        pop_scores = np.broadcast_to(cat.table.popularity + np.linspace(0, 1e-6, n)[::-1], (len(users), n))
-        systems["popularity"] = ranking_metrics(pop_scores, rel, excl, cfg.k)
-        text_scores = text_only_scores(cat, histories)
-        systems["text_only"] = ranking_metrics(text_scores, rel, excl, cfg.k)
-        item_vecs = model.project_items(cat.features)
-        tt = model_scores(model, item_vecs, cat, histories)
-        systems["two_tower"] = ranking_metrics(tt, rel, excl, cfg.k)
-        systems["model"] = ranking_metrics(ranked_scores(ranker, tt, cat, histories, t_split, text_scores), rel, excl, cfg.k)
+    val_users = users_in_window(log, t_val, t_split, cfg.max_eval_users, rng)
+    chosen, sel_info = select_on_validation(cat, log.subset(log.ts < t_val), val_users, cfg, scaled(3, 40))
+    report(40, "fitting again on everything before the test window")
+    fitted, info = refit(cat, log.subset(log.ts < t_split), chosen, cfg, scaled(40, 65))
+    report(65, "evaluating on the held-out window")
+    users = users_in_window(log, t_split, float("inf"), cfg.max_eval_users, rng)
+    systems, _ = evaluate_systems(fitted, cat, log.subset(log.ts < t_split), users, cfg) if users else ({}, {})
     metrics = {
         "systems": systems,
+        "baselines": beats_baselines(systems, cfg.k) if systems else {"ok": False, "behind": ["no evaluation"]},
         "eval_users": len(users),
+        "validation_users": len(val_users),
         "items": len(items),
         "events": len(events),
         "events_skipped": log.skipped,
         "users": len(log.users),
         "positives": int(log.positive.sum()),
-        "train_examples": train_info["examples"],
-        "epoch_s": round(train_info["epoch_s"], 3),
-        "train_loss": [round(h["train_loss"], 4) for h in train_info["history"]],
-        "ranker_weights": ranker.weights(),
-        "ranker_pairs": ranker.trained_on,
-        "ranker_check": ranker.check,
-        "split": {"start": t0, "rank_from": t_rank, "test_from": t_split, "end": t1},
+        "train_examples": info["examples"],
+        "epoch_s": round(info["epoch_s"], 3),
+        "train_loss": [round(h["train_loss"], 4) for h in info["history"]],
+        "ease_lambda": sel_info["lambda"],
+        "ease_lambda_validation_ndcg": sel_info["lambda_ndcg"],
+        "ranker_weights": chosen.ranker.weights(),
+        "ranker_check": chosen.ranker.check,
+        "split": {"start": t0, "validation_from": t_val, "test_from": t_split, "end": t1},
         "k": cfg.k,
     }
     if systems:
         k = cfg.k
-        metrics[f"recall@{k}"] = systems["model"][f"recall@{k}"]
-        metrics[f"ndcg@{k}"] = systems["model"][f"ndcg@{k}"]
-        metrics["auc"] = systems["model"]["auc"]
-        metrics["coverage"] = systems["model"]["coverage"]
+        for m in (f"recall@{k}", f"ndcg@{k}", "auc", "coverage"):
+            metrics[m] = systems["model"][m]
+    served = fitted
     if cfg.refit:
-        report(70, "refitting the two-tower model on every event for serving")
-        model, refit_info = fit_model(cat, log, float("inf"), cfg, scaled(70, 98))
+        report(75, "fitting again on every event for serving")
+        served, refit_info = refit(cat, log, chosen, cfg, scaled(75, 98))
         metrics["refit_examples"] = refit_info["examples"]
-    metrics["wall_s"] = round(time.perf_counter() - started, 2)
+    metrics["train_s"] = round(time.perf_counter() - started, 2)
+    metrics["wall_s"] = metrics["train_s"]
     meta = {"config": asdict(cfg), "trained_until": t1, "popularity_days": cfg.popularity_days,
-            "data_hash": data_hash(items, events)}
+            "data_hash": data_hash(items, events), "item_ids": list(cat.ids)}
     report(99, "done")
-    return RecommenderArtifacts(model=model, ranker=ranker, meta=meta), metrics
+    return RecommenderArtifacts(model=served.two_tower, ranker=served.ranker, meta=meta, ease=served.ease), metrics

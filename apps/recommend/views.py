@@ -13,7 +13,7 @@ from apps.common.staff import staff_member_required
 from apps.recommend import services, tasks
 from apps.recommend.services import RecommendError
 
-SYSTEMS = ["popularity", "text_only", "two_tower", "model"]
+SYSTEMS = ["popularity", "text_only", "item_knn", "ease", "two_tower", "model"]
 
 
 def _chart_data(versions) -> dict:
@@ -31,7 +31,9 @@ def _chart_data(versions) -> dict:
 
 def _row(m: dict) -> dict:
     """Template-friendly names: Django variables cannot contain '@'."""
-    return {"recall": m.get("recall@10"), "ndcg": m.get("ndcg@10"), "auc": m.get("auc"), "coverage": m.get("coverage")}
+    flag = m.get("baselines") or {}
+    return {"recall": m.get("recall@10"), "ndcg": m.get("ndcg@10"), "auc": m.get("auc"), "coverage": m.get("coverage"),
+            "beats": flag.get("ok"), "behind": ", ".join(flag.get("behind", []))}
 
 
 @staff_member_required
@@ -99,9 +101,10 @@ def upload_catalogue(request):
         return redirect("recommend:dashboard")
     try:
         rows = services.parse_catalogue_file(upload.read(), upload.name or "")
-        result = services.upsert_items(rows)
+        result = services.import_items(rows, user=request.user)
     except RecommendError as exc:
         messages.error(request, f"Nothing imported: {exc.detail}")
     else:
-        messages.success(request, "Imported: " + ", ".join(f"{v} {k}" for k, v in result.as_dict().items()))
+        messages.success(request, "Imported: " + ", ".join(f"{v} {k}" for k, v in result.items() if k != "job")
+                         + (f"; indexing job #{result['job']}" if result.get("job") else ""))
     return redirect("recommend:dashboard")

@@ -14,14 +14,14 @@ def test_it_beats_the_popularity_baseline_on_a_time_split(trained):
     assert s["model"]["recall@10"] >= s["popularity"]["recall@10"] + 0.2, s
     assert s["model"]["ndcg@10"] > s["popularity"]["ndcg@10"] + 0.1, s
     assert s["model"]["auc"] > 0.8 and s["model"]["coverage"] > s["popularity"]["coverage"]
-    assert set(s) == {"popularity", "text_only", "two_tower", "model"}
+    assert set(s) == {"popularity", "text_only", "item_knn", "ease", "two_tower", "model"}
     assert metrics["train_loss"][-1] < metrics["train_loss"][0]
 
 
 def test_it_keeps_the_future_out_of_training(trained):
     _, _, _, metrics = trained
     split = metrics["split"]
-    assert split["start"] < split["rank_from"] < split["test_from"] < split["end"]
+    assert split["start"] < split["validation_from"] < split["test_from"] < split["end"]
 
 
 def test_it_round_trips_the_artifacts(trained, tmp_path):
@@ -63,6 +63,6 @@ def test_it_computes_ranking_metrics_by_hand():
     assert m["coverage"] == 0.5
 
 
-def test_it_falls_back_to_the_model_score_with_too_few_ranker_pairs():
-    r = Ranker.fit(np.ones((5, 5)), np.array([0, 1, 0, 1, 0]))
-    assert r.trained_on == 0 and r.coef[0] == 1.0
+def test_it_falls_back_to_the_text_tower_without_validation_positives():
+    r = Ranker.fit([np.ones((5, 8), np.float32)], [np.zeros(5, np.float32)], [0])
+    assert r.trained_on == 0 and r.weights()["two_tower"] == 1.0
