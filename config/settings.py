@@ -131,6 +131,7 @@ AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
 AXES_CLIENT_IP_CALLABLE = "apps.common.client_ip.client_ip"
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False  # its start-up banner would land in every manage.py output
 AXES_LOCKOUT_CALLABLE = "apps.common.views.login_locked_out"
 
 # CORS (django-cors-headers): no URL is open by setting; the widget's keys allow their own origins

@@ -75,7 +75,8 @@ def hit(scope: str, ident: str, limit: int, window_s: int = 60) -> int | None:
     backend = _redis_cache()
     count, left = _hit_redis(backend, key, window_s) if backend is not None else _hit_database(key, window_s)
     if count > limit:
-        return max(1, math.ceil(left))
+        # `now` is read before the transaction waits for the lock, so `left` can exceed the window.
+        return max(1, min(window_s, math.ceil(left)))
     return None
 
 

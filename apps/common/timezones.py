@@ -7,6 +7,7 @@ import zoneinfo
 from functools import lru_cache
 
 from django.contrib.auth.signals import user_logged_in
+from django.db import DatabaseError
 from django.dispatch import receiver
 from django.utils import timezone
 
@@ -27,7 +28,12 @@ class TimezoneMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        name = request.session.get(SESSION_KEY) if hasattr(request, "session") else None
+        try:
+            name = request.session.get(SESSION_KEY) if hasattr(request, "session") else None
+        except DatabaseError:
+            # The session lives in the database: while it is away the view's own query fails too,
+            # inside ServiceUnavailableMiddleware, which answers 503 (this middleware sits above it).
+            name = None
         if name and valid(name):
             timezone.activate(zoneinfo.ZoneInfo(name))
         else:

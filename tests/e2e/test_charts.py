@@ -44,7 +44,7 @@ def test_it_shows_a_time_series_of_one_point(staff_page, live_server):
 
     make_item(topic="credit", sentiment="negative", published_at=datetime(2026, 10, 1, 9, 30, tzinfo=UTC))
     staff_page.goto(f"{live_server.url}/sentiment/")
-    staff_page.wait_for_function("document.getElementById('timeline').dataset.points === '1'")
+    staff_page.wait_for_function("() => document.getElementById('timeline').dataset.points === '1'")
     point = staff_page.evaluate("""() => {
         const c = Chart.getChart(document.getElementById('timeline'));
         const i = c.data.datasets.findIndex(d => d.label === 'credit');
@@ -93,7 +93,7 @@ def test_it_draws_the_support_charts_through_the_wrapper(staff_page, live_server
         bot = Message.objects.create(conversation=conv, role="bot", text="It ships today.", intent="order_status")
         Feedback.objects.create(message=bot, rating=1 if i else -1)
     staff_page.goto(f"{live_server.url}/support/")
-    staff_page.wait_for_function("Object.keys(Chart.instances).length >= 3")
+    staff_page.wait_for_function("() => Object.keys(Chart.instances).length >= 3")
     charts = {c["id"]: c for c in staff_page.evaluate(CHARTS)}
     assert set(charts) >= {"chart-daily", "chart-intents", "chart-ratings"}
     assert all(c["wrapped"] for c in charts.values()), charts
@@ -123,7 +123,7 @@ def test_it_draws_alert_markers_unclipped_with_a_time_range_picker(staff_page, l
     Alert.objects.create(rule=rule, scope="topic", key="credit", state="firing", started_at=t0 + timedelta(hours=117),
                          fired_at=t0 + timedelta(hours=117), peak_value=7, baseline=1, z=8)
     staff_page.goto(f"{live_server.url}/sentiment/")
-    staff_page.wait_for_function("document.getElementById('timeline').dataset.alerts === '1'")
+    staff_page.wait_for_function("() => document.getElementById('timeline').dataset.alerts === '1'")
     marker = staff_page.evaluate("""() => {
         const c = Chart.getChart(document.getElementById('timeline'));
         const i = c.data.datasets.findIndex(d => d.label === 'alerts');
@@ -136,8 +136,8 @@ def test_it_draws_alert_markers_unclipped_with_a_time_range_picker(staff_page, l
     picker = staff_page.locator("figure.chart:has(#timeline) .chart-range")
     assert picker.locator("button").all_inner_texts()[-1] == "All"
     picker.get_by_role("button", name="24 h").click()
-    staff_page.wait_for_function("document.getElementById('timeline').dataset.points === '24'")
+    staff_page.wait_for_function("() => document.getElementById('timeline').dataset.points === '24'")
     assert picker.get_by_role("button", name="24 h").get_attribute("aria-pressed") == "true"
     assert staff_page.evaluate("document.getElementById('timeline').dataset.alerts") == "1"
     picker.get_by_role("button", name="All").click()
-    staff_page.wait_for_function(f"document.getElementById('timeline').dataset.points === '{marker['points']}'")
+    staff_page.wait_for_function(f"() => document.getElementById('timeline').dataset.points === '{marker['points']}'")

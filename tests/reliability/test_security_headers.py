@@ -88,6 +88,7 @@ def test_manage_py_check_deploy_is_clean_with_production_settings(tmp_path):
            "ALLOWED_HOSTS": "aigc.example.com", "AIGC_HTTPS": "1", "AIGC_TRUSTED_PROXIES": "10.0.0.1",
            "DEBUG": "0", "AIGC_VAR_DIR": str(tmp_path), "CELERY_BROKER_URL": "redis://redis.invalid:6379/0"}
     env.pop("SECURE_COOKIES", None)
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # set by the browser tests for their own process only
     proc = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -103,6 +104,7 @@ def test_https_mode_redirects_and_sends_hsts(tmp_path):
            "DJANGO_SETTINGS_MODULE": "config.settings"}
     env.pop("DATABASE_URL", None)
     env.pop("SECURE_COOKIES", None)
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # set by the browser tests for their own process only
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=120).stdout.strip().splitlines()[-1]
     assert out == "True 31536000 True True ('HTTP_X_FORWARDED_PROTO', 'https')", out
