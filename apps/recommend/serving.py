@@ -158,8 +158,9 @@ def _build(loaded) -> Snapshot:
     else:
         model, ranker, ease, pop_days, ease_row_of_pk = _TextOnlyModel(), Ranker(), None, 30.0, {}
     synced = Item.objects.aggregate(m=Max("updated_at"))["m"]
-    items = [i for i in Item.objects.live().order_by("pk") if i.cached_vector() is not None]
-    text_vecs = np.stack([i.cached_vector() for i in items]) if items else np.zeros((0, 384), np.float32)
+    items = list(Item.objects.live().order_by("pk"))
+    # Once per model version: vectors the catalogue job has not written yet are computed here (in bulk).
+    text_vecs = ensure_embeddings(items) if items else np.zeros((0, 384), np.float32)
     vecs, log_price, created, model_row = _item_arrays(items, text_vecs, model, ease_row_of_pk)
     index = VectorIndex(IndexConfig(kind="flat", dim=int(model.config.dim)))
     if items:
@@ -332,7 +333,7 @@ class Rules:
 
     def boost(self, pk: int, category: str) -> tuple[float, str]:
         amount, notes = 0.0, []
-        for a, note in (self.boost_item.get(pk), self.boost_category.get(category)):
+        for a, note in (self.boost_item.get(pk, (None, "")), self.boost_category.get(category, (None, ""))):
             if a is not None:
                 amount += a
                 notes.append(note)
