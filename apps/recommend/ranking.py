@@ -36,6 +36,8 @@ FEATURES = ["collab", "known", "two_tower", "text_similarity", "popularity", "re
 RANKER_FILE = "ranker.json"
 DAY_S = 86400.0
 WEIGHT_GRID = [-1.0, -0.5, -0.25, -0.1, -0.05, 0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0]
+TEXT_AFFINITY = ("two_tower", "text_similarity")
+TEXT_FLOOR = 0.05
 
 
 @dataclass
@@ -192,6 +194,12 @@ class Ranker:
                         best, w, changed = val, trial, True
             if not changed:
                 break
+        # Text affinity never counts against a candidate: a raw text (no behaviour, no popularity)
+        # is ranked by its text alone, so a fit on few users that made these weights negative
+        # would rank raw texts in reverse. The floor is the grid's smallest positive step.
+        for name in TEXT_AFFINITY:
+            f = FEATURES.index(name)
+            w[f] = max(w[f], TEXT_FLOOR)
         r = cls(mean=mean.tolist(), std=std.tolist(), coef=[float(c) for c in w], trained_on=len(feats))
         r.check = {"users": len(feats), f"start_{start}_ndcg@{k}": round(start_val, 4),
                    f"ranker_ndcg@{k}": round(best, 4)}

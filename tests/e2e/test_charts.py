@@ -121,7 +121,7 @@ def test_it_draws_alert_markers_unclipped_with_a_time_range_picker(staff_page, l
         make_item(topic="credit", sentiment="negative", published_at=t0 + timedelta(hours=117, minutes=i))
     rule = AlertRule.objects.create(name="Credit spike", scope="topic", key="credit")
     Alert.objects.create(rule=rule, scope="topic", key="credit", state="firing", started_at=t0 + timedelta(hours=117),
-                         fired_at=t0 + timedelta(hours=117), peak_value=7, baseline=1, z=8)
+                         fired_at=t0 + timedelta(hours=117), peak_value=7, baseline=1, peak_ratio=7)
     staff_page.goto(f"{live_server.url}/sentiment/")
     staff_page.wait_for_function("() => document.getElementById('timeline').dataset.alerts === '1'")
     marker = staff_page.evaluate("""() => {
