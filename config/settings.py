@@ -5,9 +5,11 @@ a filesystem broker, everything under ``var/``), which needs no server at all.
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONCE
 
 from config.env import envbool, envint, envlist, envstr
 
@@ -51,6 +53,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "axes",  # staff login throttling (failed attempts per IP and per user)
+    "corsheaders",  # CORS for the widget endpoints (origins per widget key)
+    "csp",  # Content-Security-Policy header (CONTENT_SECURITY_POLICY below)
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI assets from the package, no CDN
     "apps.common",
@@ -61,7 +66,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -70,6 +77,7 @@ MIDDLEWARE = [
     "apps.common.timezones.TimezoneMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "apps.common.middleware.ServiceUnavailableMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -109,6 +117,52 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses while an IP or user is locked out
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Staff login throttling (django-axes): the AXES_FAILURE_LIMIT-th wrong password from one IP, or for one
+# user name, and every attempt after it for AXES_COOLOFF_TIME, answer 429 (so 10 mistakes are answered
+# normally, the 11th is refused). The IP is the one client_ip() trusts.
+AXES_FAILURE_LIMIT = envint("AXES_FAILURE_LIMIT", 11)
+AXES_COOLOFF_TIME = timedelta(seconds=envint("AXES_COOLOFF_S", 15 * 60))
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_CLIENT_IP_CALLABLE = "apps.common.client_ip.client_ip"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "apps.common.views.login_locked_out"
+
+# CORS (django-cors-headers): no URL is open by setting; the widget's keys allow their own origins
+# (apps/support/widget_cors.py answers check_request_enabled).
+CORS_URLS_REGEX = r"^$"
+CORS_ALLOW_METHODS = ["GET", "POST", "OPTIONS"]
+CORS_ALLOW_HEADERS = ["Content-Type", "X-Visitor-Id", "Accept"]
+CORS_EXPOSE_HEADERS = ["Retry-After"]
+CORS_PREFLIGHT_MAX_AGE = 600
+CORS_ALLOW_CREDENTIALS = False
+
+# Content-Security-Policy (django-csp) on every answer: scripts only from this origin (or with the
+# request's nonce: {{ request.csp_nonce }}), no eval, no plugins, no framing, forms post here only.
+# Inline style attributes are allowed (style injection cannot run script). No inline event handler
+# is left in any template (tests/apps/common/test_staff_ui.py keeps it so).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", NONCE],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+
+# Reverse proxies whose X-Forwarded-For is believed (addresses or networks): apps/common/client_ip.py.
+AIGC_TRUSTED_PROXIES = envlist("AIGC_TRUSTED_PROXIES", [])
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -152,8 +206,17 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["apps.common.auth.HasAppScope"],
+    # The project's one JSON parser (depth limit, no lone surrogates or NUL): apps/common/jsonparse.py.
+    "DEFAULT_PARSER_CLASSES": [
+        "apps.common.jsonparse.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "apps.common.api.exception_handler",
+    # Per API token (apps/common/throttles.py): 429 with Retry-After past the rate.
+    "DEFAULT_THROTTLE_CLASSES": ["apps.common.throttles.TokenRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"token": envstr("AIGC_API_RATE", "1200/min")},
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
 }
@@ -166,6 +229,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Row ids in URLs (apps/common/converters.py): an integer; the fuzzer also tries huge and negative ones.
+    "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer"}},
 }
 
 # Cache (rate limits, throttles): Redis when CACHE_URL says so, else files under var/
@@ -228,6 +293,8 @@ AIGC_SEED = envint("AIGC_SEED", 1234)
 # Outbound HTTP (webhooks, feeds, LLM): loopback/private targets only when allowed.
 AIGC_ALLOW_PRIVATE_URLS = envbool("AIGC_ALLOW_PRIVATE_URLS", False)
 AIGC_HTTP_TIMEOUT = envint("AIGC_HTTP_TIMEOUT", 10)
+# After a webhook secret is rotated, the previous one keeps signing (beside the new) this long.
+AIGC_WEBHOOK_SECRET_GRACE_S = envint("AIGC_WEBHOOK_SECRET_GRACE_S", 24 * 3600)
 # Seconds after which a worker that has not written a heartbeat counts as gone.
 AIGC_WORKER_STALE_AFTER = envint("AIGC_WORKER_STALE_AFTER", 60)
 # Seconds after which a queued job whose message no worker took is published again

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from apps.common.middleware import _is_cache_outage
-from apps.common.models import Job
+from apps.common.models import ApiToken, Job
 
 log = logging.getLogger(__name__)
 
@@ -84,20 +84,34 @@ class JobSerializer(serializers.ModelSerializer):
         ]
 
 
-class JobList(ListAPIView):
-    """Recent jobs, newest first; ``?kind=support.train`` filters."""
+class _TokenAppJobs:
+    """A token of any app reaches the jobs API, and sees its own app's jobs only; staff see all."""
+
+    @property
+    def app_scope(self) -> str | None:
+        token = getattr(self.request, "auth", None)
+        return token.app if isinstance(token, ApiToken) else None
+
+    def get_queryset(self):
+        qs = Job.objects.all()
+        if self.app_scope:
+            qs = qs.filter(kind__startswith=f"{self.app_scope}.")
+        return qs
+
+
+class JobList(_TokenAppJobs, ListAPIView):
+    """Recent jobs, newest first (a token sees its app's jobs); ``?kind=support.train`` filters."""
 
     serializer_class = JobSerializer
 
     def get_queryset(self):
-        qs = Job.objects.all()
+        qs = super().get_queryset()
         kind = self.request.query_params.get("kind")
         return qs.filter(kind=kind) if kind else qs
 
 
-class JobDetail(RetrieveAPIView):
+class JobDetail(_TokenAppJobs, RetrieveAPIView):
     serializer_class = JobSerializer
-    queryset = Job.objects.all()
 
     @extend_schema(summary="One job's state and progress")
     def get(self, request, *args, **kwargs):

@@ -3,7 +3,10 @@
 Every request has a timeout, follows redirects itself so each hop is checked,
 and refuses private, loopback, link-local and metadata addresses unless
 ``AIGC_ALLOW_PRIVATE_URLS`` is on; link-local and metadata addresses are
-refused even then. The check runs on the addresses a name resolves to, and the connection goes to the checked address, so a DNS answer
+refused even then. An IPv6 address is judged by itself and by every IPv4
+address it embeds (mapped, compatible, 6to4, NAT64, Teredo), so
+``[2002:7f00:1::]`` is loopback. The check runs on the addresses a name
+resolves to, and the connection goes to the checked address, so a DNS answer
 that changes between check and connect cannot sneak through.
 """
 from __future__ import annotations
@@ -52,22 +55,83 @@ class HttpResponse:
         return self.body.decode("utf-8", errors="replace")
 
 
-def _is_blocked(ip: ipaddress._BaseAddress) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+# Addresses where cloud providers serve instance metadata (credentials) besides the
+# link-local ranges: AWS's IPv6 endpoint, Alibaba's, Oracle's.
+METADATA_ADDRESSES = frozenset(
+    ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200", "192.0.0.192")
+)
+_CGNAT = ipaddress.ip_network("100.64.0.0/10")
+_NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215, local use: always private
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d
+
+
+def _v4(value: int) -> ipaddress.IPv4Address:
+    return ipaddress.IPv4Address(value & 0xFFFFFFFF)
+
+
+def embedded_ipv4(ip: ipaddress._BaseAddress) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries, by every transition scheme a
+    router or the kernel may act on: IPv4-mapped, IPv4-compatible, 6to4, NAT64
+    (the well-known /96 and, for the local-use /48, each RFC 6052 position:
+    /48, /56, /64, /96) and Teredo (server and de-obfuscated client)."""
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return []
+    n = int(ip)
+    found: list[ipaddress.IPv4Address] = []
+    if ip.ipv4_mapped:
+        found.append(ip.ipv4_mapped)
+    if ip in _IPV4_COMPATIBLE and n > 1:  # not :: or ::1
+        found.append(_v4(n))
+    if ip.sixtofour:
+        found.append(ip.sixtofour)
+    if ip.teredo:
+        found.extend(ip.teredo)
+    if ip in _NAT64_WELL_KNOWN:
+        found.append(_v4(n))
+    if ip in _NAT64_LOCAL:
+        b = ip.packed  # RFC 6052 layouts; byte 8 (bits 64-71) is the reserved "u" octet
+        found += [
+            ipaddress.IPv4Address(b[6:8] + b[9:11]),   # /48
+            ipaddress.IPv4Address(b[7:8] + b[9:12]),   # /56
+            ipaddress.IPv4Address(b[9:13]),            # /64
+            ipaddress.IPv4Address(b[12:16]),           # /96
+        ]
+    return found
+
+
+def _spellings(ip: ipaddress._BaseAddress) -> list[ipaddress._BaseAddress]:
+    return [ip, *embedded_ipv4(ip)]
+
+
+def _is_blocked_one(ip: ipaddress._BaseAddress) -> bool:
     return (
         ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast
-        or ip.is_reserved or ip.is_unspecified or str(ip) == "169.254.169.254"
-        or (isinstance(ip, ipaddress.IPv4Address) and ip in ipaddress.ip_network("100.64.0.0/10"))
+        or ip.is_reserved or ip.is_unspecified or ip in METADATA_ADDRESSES
+        or (isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT)
+        or (isinstance(ip, ipaddress.IPv6Address) and ip in _NAT64_LOCAL)
     )
+
+
+def _is_blocked(ip: ipaddress._BaseAddress) -> bool:
+    """Private, loopback, reserved, CGNAT or multicast, itself or in what it embeds."""
+    return any(_is_blocked_one(a) for a in _spellings(ip))
 
 
 def _is_link_local(ip: ipaddress._BaseAddress) -> bool:
     """Link-local (169.254.0.0/16, fe80::/10) holds cloud metadata services
-    (169.254.169.254, fd00:ec2::254): never a webhook, feed or LLM target."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return ip.is_link_local or str(ip) in {"169.254.169.254", "fd00:ec2::254"}
+    (169.254.169.254, fd00:ec2::254): never a webhook, feed or LLM target, in
+    any spelling (``[2002:a9fe:a9fe::]``, ``[64:ff9b::a9fe:a9fe]``, ``[::a9fe:a9fe]``, ...)."""
+    return any(a.is_link_local or a in METADATA_ADDRESSES for a in _spellings(ip))
+
+
+def _ip_literal(hostname: str) -> ipaddress._BaseAddress | None:
+    """An IPv6 literal (with any zone id removed) or a dotted-quad IPv4 literal; None for names
+    and for the odd IPv4 spellings (``127.1``, ``0x7f000001``) that getaddrinfo resolves."""
+    try:
+        return ipaddress.ip_address(hostname.split("%")[0])
+    except ValueError:
+        return None
 
 
 def validate_url(url: str, allow_private: bool | None = None) -> tuple[str, str, int, str]:
@@ -83,11 +147,15 @@ def validate_url(url: str, allow_private: bool | None = None) -> tuple[str, str,
     if parts.username or parts.password:
         raise OutboundError("credentials in URLs are not allowed; use headers", permanent=True)
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise OutboundError(f"cannot resolve {parts.hostname}: {exc}") from exc
-    addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    literal = _ip_literal(parts.hostname)
+    if literal is not None:  # judged as written (a zone id such as %25eth0 cannot hide fe80::)
+        addresses = [literal]
+    else:
+        try:
+            infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise OutboundError(f"cannot resolve {parts.hostname}: {exc}") from exc
+        addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
     metadata = [str(a) for a in addresses if _is_link_local(a)]
     if metadata:  # refused even where private targets are allowed
         raise PrivateAddressError(

@@ -111,3 +111,14 @@ class UserPreference(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} ({self.timezone})"
+
+
+class RateCounter(models.Model):
+    """One fixed-window rate-limit counter (apps/common/ratelimit.py, when the cache is not Redis)."""
+
+    key = models.CharField(max_length=200, unique=True)
+    count = models.PositiveIntegerField(default=0)
+    window_ends = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.count} until {self.window_ends:%H:%M:%S}"

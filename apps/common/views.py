@@ -114,3 +114,18 @@ def account_page(request):
 def healthz(request):
     report = health()
     return JsonResponse(report, status=200 if report["ok"] else 503)
+
+
+def login_locked_out(request, original_response=None, credentials=None):
+    """django-axes' answer once an IP or a user name ran out of attempts: 429 with Retry-After."""
+    from django.conf import settings
+    from django.http import HttpResponse
+
+    wait = int(settings.AXES_COOLOFF_TIME.total_seconds())
+    response = HttpResponse(
+        f"<!doctype html><title>Too many attempts</title><h1>Too many failed logins</h1>"
+        f"<p>Sign-in from this address or for this user is paused; try again in {wait // 60} minutes.</p>",
+        status=429,
+    )
+    response["Retry-After"] = str(wait)
+    return response

@@ -4,11 +4,12 @@ from __future__ import annotations
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.common.jobs import enqueue
+from apps.common.jsonparse import JSONParser
 from apps.recommend import services, tasks
 from apps.recommend.services import RecommendError
 
@@ -25,7 +26,7 @@ def _error(exc: RecommendError) -> Response:
 
 class RecommendAPIView(APIView):
     app_scope = "recommend"
-    parser_classes = [JSONParser]
+    parser_classes = [JSONParser]  # the project's one JSON parser
 
     def handle_exception(self, exc):
         if isinstance(exc, RecommendError):

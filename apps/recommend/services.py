@@ -16,9 +16,6 @@ Serving policy (documented for the shop's front end):
 """
 from __future__ import annotations
 
-import csv
-import io
-import json
 import logging
 import math
 import threading
@@ -33,6 +30,8 @@ from django.db.models import Count, Max
 from django.utils import timezone
 
 from apps.common import engine
+from apps.common.csvparse import CSVInputError, read_csv
+from apps.common.jsonparse import JSONInputError, clean_text, parse_json
 from apps.recommend.models import Event, Item
 from apps.recommend.ranking import FEATURES, ItemTable, Ranker, pair_features
 from apps.recommend.training import (
@@ -94,22 +93,23 @@ def parse_catalogue_file(data: bytes, filename: str = "") -> list[dict]:
     stripped = text.lstrip()
     if filename.lower().endswith(".json") or stripped.startswith(("[", "{")):
         try:
-            payload = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise RecommendError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
+            payload = parse_json(text, where="the file")
+        except JSONInputError as exc:
+            raise RecommendError(exc.detail) from exc
         rows = payload.get("items") if isinstance(payload, dict) else payload
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise RecommendError('JSON must be a list of item objects or {"items": [...]}')
         return rows
-    reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames:
+    try:
+        fields, rows = read_csv(text)
+    except CSVInputError as exc:
+        raise RecommendError(exc.detail) from exc
+    if not fields:
         raise RecommendError("the CSV file is empty (no header row)")
-    fields = [f.strip() for f in reader.fieldnames]
     missing = {"external_id", "title"} - set(fields)
     if missing and not ({"id", "title"} <= set(fields)):
         raise RecommendError(f"the CSV header lacks {', '.join(sorted(missing))} (found: {', '.join(fields)})")
-    reader.fieldnames = fields
-    return [dict(r) for r in reader]
+    return [row for _, row in rows]
 
 
 def _parse_bool(value, line: str) -> bool:
@@ -133,7 +133,14 @@ def _parse_time(value, line: str, name: str) -> datetime | None:
             dt = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
         except ValueError as exc:
             raise RecommendError(f"{line}: {name} '{value}' is not an ISO 8601 time") from exc
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+    dt = dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+    try:
+        utc = dt.astimezone(UTC)  # "0001-01-01T00:00:00+14:00" overflows here
+    except OverflowError as exc:
+        raise RecommendError(f"{line}: {name} '{value}' is out of range") from exc
+    if utc.year < 1900:
+        raise RecommendError(f"{line}: {name} '{value}' is before 1900")
+    return dt
 
 
 def clean_item_row(raw: dict, line: str) -> dict:
@@ -143,6 +150,12 @@ def clean_item_row(raw: dict, line: str) -> dict:
         raise RecommendError(f"{line}: external_id is required")
     if len(ext) > 100:
         raise RecommendError(f"{line}: external_id is longer than 100 characters")
+    for name in ("title", "description", "category"):
+        if raw.get(name) is not None:  # text, not coerced (a list title is refused, not stored as "[...]")
+            try:
+                clean_text(raw[name], name)
+            except JSONInputError as exc:
+                raise RecommendError(f"{line}: {exc.detail}") from exc
     removed = _parse_bool(raw.get("removed", False), line)
     title = str(raw.get("title") or "").strip()
     if not title and not removed:
@@ -294,7 +307,8 @@ def clean_event(raw: dict, n: int) -> dict:
     at = _parse_time(raw.get("at"), f"{where} ({eid})", "at") or timezone.now()
     if at > timezone.now() + timedelta(minutes=10):
         raise RecommendError(f"{where} ({eid}): 'at' is in the future")
-    return {"event_id": eid, "user_id": user, "item_id": item, "kind": kind, "value": value, "at": at}
+    return {"event_id": eid, "user_id": user, "item_id": item, "kind": kind, "value": value, "at": at,
+            "at_given": raw.get("at") not in (None, "")}
 
 
 def record_events(rows: list[dict]) -> dict:
@@ -318,20 +332,27 @@ def record_events(rows: list[dict]) -> dict:
         valid.append((len(results) - 1, ev))
     items = {i.external_id: i.pk for i in Item.objects.filter(external_id__in={e["item_id"] for _, e in valid})}
     with transaction.atomic():
-        seen = set(Event.objects.filter(event_id__in=[e["event_id"] for _, e in valid])
-                   .values_list("event_id", flat=True))
+        # A reused id is a duplicate only if it says the same thing; a different payload is refused.
+        # (A retry without "at" is stamped anew, so its time is not compared.)
+        seen = {e.event_id: (e.user_id, e.item.external_id, e.kind, e.value, _second(e.at))
+                for e in Event.objects.filter(event_id__in=[e["event_id"] for _, e in valid]).select_related("item")}
         new: list[Event] = []
-        batch_ids: set[str] = set()
         for pos, ev in valid:
-            if ev["event_id"] in seen or ev["event_id"] in batch_ids:
-                results[pos] = {"event_id": ev["event_id"], "status": "duplicate"}
+            key = (ev["user_id"], ev["item_id"], ev["kind"], ev["value"], _second(ev["at"]))
+            if ev["event_id"] in seen:
+                if seen[ev["event_id"]][:4] != key[:4] or (ev["at_given"] and seen[ev["event_id"]][4] != key[4]):
+                    results[pos] = {"event_id": ev["event_id"], "status": "rejected",
+                                    "detail": f"event_id '{ev['event_id']}' was recorded before with a different "
+                                              "payload; an event id names one event"}
+                else:
+                    results[pos] = {"event_id": ev["event_id"], "status": "duplicate"}
                 continue
             pk = items.get(ev["item_id"])
             if pk is None:
                 results[pos] = {"event_id": ev["event_id"], "status": "rejected",
                                 "detail": f"unknown item_id '{ev['item_id']}': import the item first"}
                 continue
-            batch_ids.add(ev["event_id"])
+            seen[ev["event_id"]] = key
             new.append(Event(event_id=ev["event_id"], user_id=ev["user_id"], item_id=pk, kind=ev["kind"],
                              value=ev["value"], at=ev["at"]))
             results[pos] = {"event_id": ev["event_id"], "status": "accepted"}
@@ -340,6 +361,10 @@ def record_events(rows: list[dict]) -> dict:
     counts = Counter(r["status"] for r in results)
     return {"accepted": counts["accepted"], "duplicates": counts["duplicate"], "rejected": counts["rejected"],
             "results": results}
+
+
+def _second(at: datetime) -> datetime:
+    return at.astimezone(UTC).replace(microsecond=0)
 
 
 def _is_positive(kind: str, value) -> bool:

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.common.jobs import enqueue
+from apps.common.jsonparse import StrictCharField
 from apps.sentiment import conf, services, webhooks
 from apps.sentiment.models import (
     SENTIMENTS,
@@ -70,7 +71,7 @@ class NewsItemSerializer(serializers.ModelSerializer):
 
 
 class IngestBatchSerializer(serializers.Serializer):
-    source = serializers.CharField(required=False, default="api", max_length=200)
+    source = StrictCharField(required=False, default="api", max_length=200)
     items = serializers.ListField(child=serializers.JSONField(), allow_empty=False,
                                   max_length=conf.MAX_BATCH_ITEMS)
 
@@ -142,7 +143,7 @@ class NewsCsvUpload(SentimentAPIView):
 
 
 class LabelSerializer(serializers.Serializer):
-    topic = serializers.CharField(required=False)
+    topic = StrictCharField(required=False)
     sentiment = serializers.ChoiceField(choices=SENTIMENTS, required=False)
 
     def validate_topic(self, value):
@@ -291,15 +292,17 @@ class AlertList(generics.ListAPIView, SentimentAPIView):
 # --- webhooks -----------------------------------------------------------------
 
 class SubscriptionSerializer(serializers.ModelSerializer):
-    event_types = serializers.ListField(child=serializers.CharField(), required=False)
-    scopes = serializers.ListField(child=serializers.CharField(max_length=60), required=False)
+    event_types = serializers.ListField(child=StrictCharField(), required=False)
+    scopes = serializers.ListField(child=StrictCharField(max_length=60), required=False)
 
     class Meta:
         model = WebhookSubscription
-        fields = ["id", "url", "description", "secret", "event_types", "scopes", "enabled",
-                  "consecutive_failures", "disabled_reason", "disabled_at", "created_at"]
-        read_only_fields = ["secret", "enabled", "consecutive_failures", "disabled_reason", "disabled_at",
-                            "created_at"]
+        # No secret here: it is shown once, in the answer to the create and to the rotate call.
+        fields = ["id", "url", "description", "event_types", "scopes", "enabled",
+                  "consecutive_failures", "disabled_reason", "disabled_at", "created_at", "secret_rotated_at",
+                  "previous_secret_expires_at"]
+        read_only_fields = ["enabled", "consecutive_failures", "disabled_reason", "disabled_at",
+                            "created_at", "secret_rotated_at", "previous_secret_expires_at"]
 
     def create(self, validated):
         try:
@@ -310,12 +313,42 @@ class SubscriptionSerializer(serializers.ModelSerializer):
             raise ValidationError({"detail": str(exc)}) from exc
 
 
+class CreatedSubscriptionSerializer(SubscriptionSerializer):
+    secret = serializers.CharField(read_only=True, help_text="whsec_…: shown in this answer only")
+
+    class Meta(SubscriptionSerializer.Meta):
+        fields = [*SubscriptionSerializer.Meta.fields, "secret"]
+
+
 class SubscriptionList(generics.ListCreateAPIView, SentimentAPIView):
-    """Webhook subscriptions. The secret (whsec_…) verifies signatures with any
-    Standard Webhooks library. Private/loopback URLs are refused unless allowed."""
+    """Webhook subscriptions. The signing secret (whsec_…, verifies with any Standard
+    Webhooks library) is in the creation answer only. Private/loopback URLs are refused unless allowed."""
 
     serializer_class = SubscriptionSerializer
     queryset = WebhookSubscription.objects.all()
+
+    @extend_schema(request=SubscriptionSerializer, responses={201: CreatedSubscriptionSerializer})
+    def post(self, request, *args, **kwargs):
+        ser = SubscriptionSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        sub = ser.save()
+        return Response(CreatedSubscriptionSerializer(sub).data, status=status.HTTP_201_CREATED)
+
+
+class RotatedSecretSerializer(serializers.Serializer):
+    secret = serializers.CharField(help_text="the new whsec_… secret: shown in this answer only")
+    previous_secret_expires_at = serializers.DateTimeField(
+        help_text="until then messages carry a signature with the previous secret too")
+
+
+class SubscriptionRotateSecret(SentimentAPIView):
+    """Give a subscription a new signing secret (answered once, here). The previous
+    secret keeps signing beside it for ``AIGC_WEBHOOK_SECRET_GRACE_S`` seconds."""
+
+    @extend_schema(request=None, responses={200: RotatedSecretSerializer})
+    def post(self, request, pk: int):
+        sub = webhooks.rotate_secret(generics.get_object_or_404(WebhookSubscription, pk=pk))
+        return Response({"secret": sub.secret, "previous_secret_expires_at": sub.previous_secret_expires_at})
 
 
 class SubscriptionDetail(generics.RetrieveDestroyAPIView, SentimentAPIView):
@@ -344,7 +377,8 @@ class DeliveryList(generics.ListAPIView, SentimentAPIView):
     serializer_class = DeliverySerializer
 
     def get_queryset(self):
-        return (Delivery.objects.filter(subscription_id=self.kwargs["pk"]).select_related("message")
+        sub = generics.get_object_or_404(WebhookSubscription, pk=self.kwargs["pk"])  # unknown: 404, not []
+        return (Delivery.objects.filter(subscription=sub).select_related("message")
                 .prefetch_related("attempt_log").order_by("-created_at", "-id"))
 
 

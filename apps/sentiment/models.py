@@ -233,7 +233,12 @@ class WebhookSubscription(models.Model):
 
     url = models.URLField(max_length=1000)
     description = models.CharField(max_length=200, blank=True)
+    # Signing keys are needed in clear to sign, so they are kept, but shown only at creation and on
+    # rotation (never by list/detail). After a rotation the previous one also signs until it expires.
     secret = models.CharField(max_length=100, default=new_webhook_secret)
+    previous_secret = models.CharField(max_length=100, blank=True, default="")
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+    secret_rotated_at = models.DateTimeField(null=True, blank=True)
     event_types = models.JSONField(default=list, blank=True, help_text="empty = every event type")
     scopes = models.JSONField(default=list, blank=True, help_text='e.g. ["topic:credit", "company:ACME"]; empty = all')
     enabled = models.BooleanField(default=True)

@@ -3,10 +3,9 @@ extraction, classification with the registry's model, trend buckets,
 staff corrections."""
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import logging
+import math
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -20,6 +19,8 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from apps.common.csvparse import CSVInputError, read_csv
+from apps.common.jsonparse import clean_text
 from apps.sentiment import conf
 from apps.sentiment.models import (
     BUCKET_SECONDS,
@@ -68,9 +69,27 @@ def content_hash(headline: str, body: str = "") -> str:
 
 def parse_published(value) -> datetime:
     """ISO 8601 (a bare date or naive time counts as UTC), RFC 2822, or epoch seconds."""
+    try:
+        dt = _parse_published(value)
+        if timezone.is_naive(dt):
+            dt = dt.replace(tzinfo=UTC)
+        dt = dt.astimezone(UTC)
+    except (OverflowError, OSError) as exc:  # 1e20, "0001-01-01T00:00:00+14:00"
+        raise ValueError(f"published_at {str(value)[:40]!r} is out of range") from exc
+    if dt.year < PUBLISHED_MIN_YEAR:
+        raise ValueError(f"published_at {str(value)[:40]!r} is before {PUBLISHED_MIN_YEAR}")
+    return dt
+
+
+PUBLISHED_MIN_YEAR = 1900  # older than any news archive we ingest: a typo or an attack
+
+
+def _parse_published(value) -> datetime:
     if isinstance(value, datetime):
         dt = value
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ValueError("published_at must be a finite number of epoch seconds")
         dt = datetime.fromtimestamp(float(value), tz=UTC)
     elif isinstance(value, str) and value.strip():
         raw = value.strip()
@@ -86,9 +105,7 @@ def parse_published(value) -> datetime:
             raise ValueError(f"published_at {raw[:40]!r} is not an ISO 8601 or RFC 2822 time")
     else:
         raise ValueError("published_at must be a time string or epoch seconds")
-    if timezone.is_naive(dt):
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
+    return dt
 
 
 _CASHTAG = re.compile(r"(?<![\w$])\$([A-Za-z]{1,6}(?:\.[A-Za-z]{1,2})?)\b")
@@ -140,6 +157,9 @@ class _Clean:
 def _clean_item(index: int, raw, labelled: bool, topics: list[str], now: datetime) -> _Clean:
     if not isinstance(raw, dict):
         raise ValueError("an item must be an object with url, headline, published_at")
+    for name in ("url", "headline", "title", "body", "topic", "sentiment", "source"):
+        if raw.get(name) is not None:  # text, not coerced: ``headline: [...]`` is refused
+            clean_text(raw[name], name)
     url = str(raw.get("url") or "").strip()
     parts = urlsplit(url)
     if not url:
@@ -251,13 +271,16 @@ def parse_csv(data: bytes) -> tuple[list[dict], bool]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise IngestError(f"the CSV is not UTF-8 (byte {exc.start})") from exc
-    reader = csv.DictReader(io.StringIO(text))
-    header = {h.strip().lower() for h in (reader.fieldnames or [])}
+    try:
+        fieldnames, parsed = read_csv(text)
+    except CSVInputError as exc:
+        raise IngestError(exc.detail) from exc
+    header = {h.lower() for h in fieldnames}
     missing = CSV_COLUMNS - header
     if missing:
         raise IngestError(f"the CSV lacks column(s) {', '.join(sorted(missing))}; "
                           "expected url, headline, body, published_at")
-    rows = [{(k or "").strip().lower(): v for k, v in row.items()} for row in reader]
+    rows = [{(k or "").strip().lower(): v for k, v in row.items()} for _, row in parsed]
     return rows, bool({"topic", "sentiment"} & header)
 
 

@@ -10,6 +10,13 @@ attempt logged as a ``DeliveryAttempt``. Headers::
     webhook-signature: v1,<base64 HMAC-SHA256 over "{id}.{timestamp}.{body}">
 
 keyed with the base64-decoded part of the secret after ``whsec_``.
+
+Secrets are shown once: in the answer that creates a subscription and in the
+answer of ``rotate_secret``, never in a list or detail. A rotation keeps the
+old secret signing beside the new one for ``AIGC_WEBHOOK_SECRET_GRACE_S``
+(the header then holds two space-separated ``v1,`` signatures, which Standard
+Webhooks verifiers accept when either matches), so a receiver can switch
+keys without dropping a message.
 An attempt is claimed with a compare-and-set on ``Delivery.attempts`` so a
 retry sent twice (countdown and sweeper) is made once.
 """
@@ -23,6 +30,7 @@ import logging
 import time
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -45,6 +53,37 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     key = base64.b64decode(secret.removeprefix("whsec_"))
     to_sign = f"{msg_id}.{timestamp}.".encode() + body
     return "v1," + base64.b64encode(hmac.new(key, to_sign, hashlib.sha256).digest()).decode()
+
+
+def signing_secrets(sub: WebhookSubscription, now=None) -> list[str]:
+    """The current secret, and the previous one while its grace period lasts."""
+    now = now or timezone.now()
+    keys = [sub.secret]
+    if sub.previous_secret and sub.previous_secret_expires_at and sub.previous_secret_expires_at > now:
+        keys.append(sub.previous_secret)
+    return keys
+
+
+def signature_header(sub: WebhookSubscription, msg_id: str, timestamp: int, body: bytes) -> str:
+    return " ".join(sign(key, msg_id, timestamp, body) for key in signing_secrets(sub))
+
+
+def rotate_secret(sub: WebhookSubscription) -> WebhookSubscription:
+    """Give ``sub`` a new secret; the old one keeps signing for the grace period.
+    The returned object carries the new secret: show it once, to whoever rotated."""
+    from apps.sentiment.models import new_webhook_secret
+
+    now = timezone.now()
+    with transaction.atomic():
+        sub = WebhookSubscription.objects.select_for_update().get(pk=sub.pk)
+        sub.previous_secret = sub.secret
+        sub.previous_secret_expires_at = now + timedelta(seconds=settings.AIGC_WEBHOOK_SECRET_GRACE_S)
+        sub.secret = new_webhook_secret()
+        sub.secret_rotated_at = now
+        sub.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at", "secret_rotated_at"])
+    log.info("webhook subscription %s: secret rotated; the previous one signs until %s",
+             sub.pk, sub.previous_secret_expires_at)
+    return sub
 
 
 def check_url(url: str) -> None:
@@ -122,7 +161,7 @@ def attempt_delivery(delivery_id: int, attempt: int) -> DeliveryAttempt | None:
     headers = {
         "webhook-id": message.event_id,
         "webhook-timestamp": str(ts),
-        "webhook-signature": sign(sub.secret, message.event_id, ts, body),
+        "webhook-signature": signature_header(sub, message.event_id, ts, body),
     }
     code = latency = None
     error = ""

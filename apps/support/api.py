@@ -8,12 +8,13 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.parsers import BaseParser, FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.common.jobs import enqueue
+from apps.common.jsonparse import StrictCharField
 from apps.support import ingest, services, tasks
 from apps.support.models import Conversation, Message
 from apps.support.widget_api import conversation_json
@@ -34,7 +35,7 @@ def _fail(exc: Exception):
 
 
 class TextSerializer(serializers.Serializer):
-    text = serializers.CharField(max_length=services.MAX_MESSAGE_CHARS, trim_whitespace=True)
+    text = StrictCharField(max_length=services.MAX_MESSAGE_CHARS, trim_whitespace=True)
 
 
 class ConversationListSerializer(serializers.ModelSerializer):
@@ -113,7 +114,7 @@ class Answer(SupportAPIView):
 
 
 class AssistSerializer(serializers.Serializer):
-    draft = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+    draft = StrictCharField(max_length=2000, required=False, allow_blank=True, default="")
 
 
 class Assist(SupportAPIView):
@@ -140,7 +141,15 @@ def queue_transcripts(data: bytes, filename: str, user=None):
 
 
 def queue_kb(files: list[tuple[str, bytes]], user=None):
-    docs = [ingest.Document(name=n, text=d.decode("utf-8", "replace")) for n, d in files]
+    docs = []
+    for n, d in files:  # refused, not stored with replacement characters
+        try:
+            text = d.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise ingest.IngestError([f"{n}: not UTF-8 text (byte {exc.start}); save it as UTF-8"]) from exc
+        if "\x00" in text:
+            raise ingest.IngestError([f"{n}: contains a NUL character"])
+        docs.append(ingest.Document(name=n, text=text))
     for _name, d in files:
         _check_size(d)
     for doc in docs:  # same checks the job makes
@@ -181,9 +190,9 @@ class IngestTranscripts(SupportAPIView):
 
 
 class KBArticleSerializer(serializers.Serializer):
-    title = serializers.CharField(max_length=200)
-    body = serializers.CharField(max_length=200_000)
-    url = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+    title = StrictCharField(max_length=200)
+    body = StrictCharField(max_length=200_000)
+    url = StrictCharField(max_length=300, required=False, allow_blank=True, default="")
 
 
 class KBSerializer(serializers.Serializer):
@@ -231,6 +240,8 @@ class PromoteVersion(SupportAPIView):
     def post(self, request, version: int):
         try:
             mv = services.promote_version(version)
+        except services.VersionNotFound as exc:
+            raise NotFound(str(exc)) from exc
         except services.SupportError as exc:
             _fail(exc)
         return Response({"current": mv.version})

@@ -11,9 +11,6 @@ nothing.
 """
 from __future__ import annotations
 
-import csv
-import io
-import json
 import re
 import uuid
 from collections import Counter, defaultdict
@@ -27,6 +24,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.text import slugify
 
+from apps.common.csvparse import CSVInputError, read_csv
+from apps.common.jsonparse import JSONInputError, clean_text, parse_json
 from apps.support import slots as slot_lib
 from apps.support.models import AnswerTemplate, IntentCluster, KBArticle, KBChunk, TranscriptPair
 
@@ -103,9 +102,23 @@ def detect_format(text: str, filename: str = "") -> str:
     return "jsonl" if text.lstrip().startswith("{") else "csv"
 
 
+def _not_text(row: dict, names: tuple[str, ...]) -> str | None:
+    for name in names:
+        if row.get(name) is not None:
+            try:
+                clean_text(row[name], name)
+            except JSONInputError as exc:
+                return exc.detail
+    return None
+
+
 def _turn(row: dict, line: int, conv_default: str | None, errors: list[str]) -> Turn | None:
     if not isinstance(row, dict):
         errors.append(f"line {line}: expected an object with conversation_id, speaker and text")
+        return None
+    bad = _not_text(row, ("speaker", "role", "text", "intent"))
+    if bad:  # a number or a list is refused, not stored as its str()
+        errors.append(f"line {line}: {bad}")
         return None
     conv = str(row.get("conversation_id") or row.get("conversation") or conv_default or "").strip()
     speaker_raw = str(row.get("speaker") or row.get("role") or "").strip().lower()
@@ -145,9 +158,9 @@ def parse_transcripts(data: bytes | str, filename: str = "", fmt: str | None = N
             if not raw.strip():
                 continue
             try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                errors.append(f"line {n}: not valid JSON ({exc.msg})")
+                obj = parse_json(raw, where=f"line {n}")
+            except JSONInputError as exc:
+                errors.append(exc.detail)
                 continue
             if isinstance(obj, dict) and "turns" in obj:
                 if not isinstance(obj["turns"], list):
@@ -164,22 +177,22 @@ def parse_transcripts(data: bytes | str, filename: str = "", fmt: str | None = N
                 if t:
                     turns.append(t)
     elif fmt == "csv":
-        reader = csv.DictReader(io.StringIO(text))
-        header = [h.strip().lower() for h in (reader.fieldnames or [])]
+        try:
+            header, rows = read_csv(text)
+        except CSVInputError as exc:
+            raise IngestError([exc.detail]) from exc
+        header = [h.lower() for h in header]
         missing = {"conversation_id", "speaker", "text"} - set(header)
         if missing:
             raise IngestError([f"line 1: the CSV header lacks {', '.join(sorted(missing))}"])
-        reader.fieldnames = header
-        try:
-            for row in reader:
-                if None in row:
-                    errors.append(f"line {reader.line_num}: more fields than the header has")
-                    continue
-                t = _turn(row, reader.line_num, None, errors)
-                if t:
-                    turns.append(t)
-        except csv.Error as exc:
-            errors.append(f"line {reader.line_num}: {exc}")
+        for line, row in rows:
+            row = {(k or "").lower() if k is not None else None: v for k, v in row.items()}
+            if None in row:
+                errors.append(f"line {line}: more fields than the header has")
+                continue
+            t = _turn(row, line, None, errors)
+            if t:
+                turns.append(t)
     else:
         raise IngestError([f"unknown format {fmt!r} (csv or jsonl)"])
     if errors:

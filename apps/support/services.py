@@ -95,11 +95,15 @@ def current_version():
     return engine.registry().current(MODEL_NAME)
 
 
+class VersionNotFound(SupportError):
+    """An unknown version number (the API and the staff page answer 404)."""
+
+
 def promote_version(version: int):
     try:
         mv = engine.registry().promote(MODEL_NAME, version)
     except LookupError as exc:
-        raise SupportError(f"There is no version {version} of the support bot.") from exc
+        raise VersionNotFound(f"There is no version {version} of the support bot.") from exc
     engine.forget(MODEL_NAME)
     return mv
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import HttpResponseBadRequest
+from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -162,6 +162,8 @@ def promote(request, version: int):
     try:
         services.promote_version(version)
         messages.success(request, f"Version {version} is now live.")
+    except services.VersionNotFound as exc:
+        raise Http404(str(exc)) from exc
     except services.SupportError as exc:
         messages.error(request, str(exc))
     return redirect("support:dashboard")

@@ -1,23 +1,26 @@
 """The public widget endpoints. A widget key (in the URL, so CORS preflights can
 be checked too) limits which origins may call them; each visitor and each IP
-is rate-limited through the shared cache; every error is JSON with "detail"."""
+is rate-limited with atomic counters (apps/common/ratelimit.py) on the client IP
+that the trusted-proxy setting allows (apps/common/client_ip.py); CORS comes from
+django-cors-headers (apps/support/widget_cors.py); every error is JSON with "detail"."""
 from __future__ import annotations
 
 import json
 import time
 from collections.abc import Callable, Iterator
 
-from django.core.cache import cache
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from apps.common import ratelimit
+from apps.common.client_ip import client_ip
+from apps.common.jsonparse import JSONInputError, clean_text, parse_json
 from apps.support import services
 from apps.support.models import Conversation, Message, WidgetKey
 
 MAX_BODY = 16 * 1024  # bytes in one widget request body
 STREAM_DELAY_S = 0.012  # pause between streamed words, so the reply visibly types
-ALLOWED_HEADERS = "Content-Type, X-Visitor-Id, Accept"
 
 
 class WidgetError(Exception):
@@ -26,40 +29,9 @@ class WidgetError(Exception):
         self.status, self.detail, self.headers = status, detail, headers or {}
 
 
-def _cors(response: HttpResponse, origin: str) -> HttpResponse:
-    response["Access-Control-Allow-Origin"] = origin
-    response["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
-    response["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
-    response["Access-Control-Expose-Headers"] = "Retry-After"
-    response["Access-Control-Max-Age"] = "600"
-    response["Vary"] = "Origin"
-    return response
-
-
-def client_ip(request: HttpRequest) -> str:
-    return request.META.get("REMOTE_ADDR", "") or "unknown"
-
-
 def hit_rate_limit(scope: str, ident: str, limit: int, window_s: int = 60) -> int | None:
-    """Count one request; returns seconds to wait when over ``limit`` in the window, else None.
-
-    The window opens at the first request (not on the clock minute), so a burst cannot
-    straddle a boundary to get twice the limit."""
-    if limit <= 0:
-        return None
-    now = time.time()
-    key = f"support:rl:{scope}:{ident}"
-    if cache.add(f"{key}:start", now, timeout=window_s):
-        cache.set(key, 0, timeout=window_s)
-    started = cache.get(f"{key}:start") or now
-    try:
-        count = cache.incr(key)
-    except ValueError:  # expired between the two calls
-        cache.set(key, 1, timeout=window_s)
-        count = 1
-    if count > limit:
-        return max(1, int(started + window_s - now) + 1)
-    return None
+    """Count one request; seconds to wait when over ``limit`` in the window, else None (atomic: ratelimit.hit)."""
+    return ratelimit.hit(f"support:{scope}", ident, limit, window_s)
 
 
 def widget_view(handler: Callable) -> Callable:
@@ -75,8 +47,8 @@ def widget_view(handler: Callable) -> Callable:
                 raise WidgetError(404, "Unknown or disabled widget key.")
             if not allowed:
                 raise WidgetError(403, f"Origin {origin or '(none)'} is not allowed for this widget key.")
-            if request.method == "OPTIONS":
-                return _cors(HttpResponse(status=204), origin)
+            if request.method == "OPTIONS":  # allowed preflights are answered by django-cors-headers
+                return HttpResponse(status=204)
             wait = hit_rate_limit("ip", f"{widget.pk}:{client_ip(request)}", widget.ip_rate_limit_per_minute)
             if wait:
                 raise WidgetError(429, "Too many requests from this address; slow down.", {"Retry-After": str(wait)})
@@ -92,7 +64,7 @@ def widget_view(handler: Callable) -> Callable:
         except DatabaseError:
             response = JsonResponse({"detail": "The database is unavailable. Try again shortly."}, status=503)
             response["Retry-After"] = "5"
-        return _cors(response, origin) if allowed else response
+        return response  # CORS headers for allowed origins: django-cors-headers (widget_cors.py)
 
     return view
 
@@ -101,9 +73,9 @@ def _body(request: HttpRequest) -> dict:
     if not request.body:
         return {}
     try:
-        data = json.loads(request.body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise WidgetError(400, "The body must be JSON.") from exc
+        data = parse_json(request.body)
+    except JSONInputError as exc:
+        raise WidgetError(400, exc.detail) from exc
     if not isinstance(data, dict):
         raise WidgetError(400, "The body must be a JSON object.")
     return data
@@ -194,7 +166,11 @@ def messages(request, widget: WidgetKey, conversation_id):
     if wait:
         raise WidgetError(429, "You are sending messages too quickly; wait a moment.", {"Retry-After": str(wait)})
     data = _body(request)
-    reply = services.answer_message(conv, str(data.get("text") or ""))
+    try:
+        text = clean_text(data.get("text", ""), "text")  # a number or NUL is refused, not coerced
+    except JSONInputError as exc:
+        raise WidgetError(400, exc.detail) from exc
+    reply = services.answer_message(conv, text)
     bot_message = Message.objects.filter(pk=reply.message_id).first() if reply.message_id else None
     if "text/event-stream" in request.headers.get("Accept", ""):
         response = StreamingHttpResponse(_stream_reply(reply, bot_message), content_type="text/event-stream")

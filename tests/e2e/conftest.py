@@ -27,13 +27,26 @@ def browser():
         b.close()
 
 
+# Records every Content-Security-Policy violation a page reports (the event fires for blocked
+# scripts, eval, inline handlers and styles alike), so each browser test also proves the CSP holds.
+_CSP_WATCH = """document.addEventListener('securitypolicyviolation', e => {
+  (window.__cspViolations = window.__cspViolations || []).push(e.violatedDirective + ' ' + e.blockedURI);
+  console.error('CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI);
+});"""
+
+
 @pytest.fixture
 def page(browser):
     ctx = browser.new_context()
+    ctx.add_init_script(_CSP_WATCH)
     pg = ctx.new_page()
     pg.set_default_timeout(30_000)
+    violations: list[str] = []
+    pg.on("console", lambda m: violations.append(m.text) if (
+        "Content Security Policy" in m.text or "CSP violation" in m.text) else None)
     yield pg
     ctx.close()
+    assert not violations, f"the page reported CSP violations: {violations[:5]}"
 
 
 @pytest.fixture

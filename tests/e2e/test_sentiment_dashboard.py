@@ -22,7 +22,7 @@ def test_it_shows_the_timeline_chart_and_the_alert(staff_page, live_server):
                                  peak_value=9, baseline=1, z=8)
 
     staff_page.goto(f"{live_server.url}/sentiment/")
-    staff_page.wait_for_function("document.getElementById('timeline').dataset.points === '24'")
+    staff_page.wait_for_function("() => document.getElementById('timeline').dataset.points === '24'")
     drawn = staff_page.evaluate("""() => {
         const c = Chart.getChart(document.getElementById('timeline'));
         const credit = c.data.datasets.find(d => d.label === 'credit');
@@ -55,7 +55,7 @@ def test_it_corrects_a_label_in_the_feed_without_reload(staff_page, live_server)
     row.locator("select[name=sentiment]").select_option("negative")
     row.locator("button[type=submit]").click()
     staff_page.wait_for_function(
-        f"document.querySelector(\"tr[data-item='{item.pk}']\").innerText.includes('saved')", timeout=10_000)
+        f"() => document.querySelector(\"tr[data-item='{item.pk}']\").innerText.includes('saved')", timeout=10_000)
     assert "corrected" in staff_page.locator(f"tr[data-item='{item.pk}']").inner_text()
     assert staff_page.evaluate("window.__marker") == 1
     item.refresh_from_db()

@@ -1,11 +1,19 @@
 """Bad input: every operation in the OpenAPI schema (/api/schema/) is fuzzed by
 schemathesis, valid and invalid inputs both, through the real WSGI app with a
 token of the operation's app. No answer may be a 5xx, and every 4xx carries a
-human message in ``detail``. Bounded for CI: a few examples per operation,
-derandomized so both CI passes fuzz the same inputs."""
+human message in ``detail``. The jobs API is fuzzed with each app's token (a
+token sees its own app's jobs) and ``/api/{app}/status/`` with the token of
+the app in its path. Bounded for CI (``AIGC_FUZZ_EXAMPLES``, default 10 per
+operation and mode), derandomized so both CI passes fuzz the same inputs; the
+``slow`` test runs 50 per operation and mode:
+
+    .venv/bin/python -m pytest tests/reliability/test_api_fuzz.py -m slow -p no:cacheprovider
+"""
 from __future__ import annotations
 
 import json
+import os
+import zlib
 
 import pytest
 import schemathesis
@@ -16,11 +24,16 @@ from config.wsgi import application
 schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
 schema.config.generation.update(modes=[schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE])
 
-MAX_EXAMPLES = 6  # per operation and mode: ~49 operations, bounded for CI
+MAX_EXAMPLES = int(os.environ.get("AIGC_FUZZ_EXAMPLES", "10"))  # per operation and mode, bounded for CI
+DEEP_EXAMPLES = 50  # the slow run: at least 50 per operation (and per mode)
 
 
 @pytest.fixture
-def tokens(db):
+def tokens(db, monkeypatch):
+    from apps.common.throttles import TokenRateThrottle
+
+    # The per-token rate (tests/reliability/test_throttling.py) is not what the fuzzer's volume is for.
+    monkeypatch.setattr(TokenRateThrottle, "THROTTLE_RATES", {"token": None})
     # Django's test Client keeps the test's connection open across requests; a
     # raw WSGI call would close it at the end of each request, mid-test.
     from django.core import signals
@@ -39,20 +52,23 @@ def _issue_tokens() -> dict[str, str]:
     return {app: ApiToken.issue(name=f"fuzz-{app}", app=app)[1] for app in ("support", "sentiment", "recommend")}
 
 
-def _token_for(path: str, tokens: dict[str, str]) -> str:
+def _token_for(case, tokens: dict[str, str]) -> str:
+    """The token of the operation's own app: by path prefix, by the {app} path parameter, and for the
+    app-less jobs API a token of each app in turn (chosen from the generated input, so all three run)."""
+    path = case.operation.path
     for app, raw in tokens.items():
         if path.startswith(f"/{app}/"):
             return raw
-    return tokens["sentiment"]
+    app = (case.path_parameters or {}).get("app")
+    if app in tokens:
+        return tokens[app]
+    apps = sorted(tokens)
+    return tokens[apps[zlib.crc32(repr((case.path_parameters, case.query)).encode()) % len(apps)]]
 
 
-@pytest.mark.django_db
-@schema.parametrize()
-@settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
-          suppress_health_check=list(HealthCheck))
-def test_it_never_answers_5xx_and_explains_every_4xx(case, tokens, settings):
+def _check(case, tokens, settings) -> None:
     settings.AIGC_ALLOW_PRIVATE_URLS = False
-    response = case.call(headers={"Authorization": f"Bearer {_token_for(case.operation.path, tokens)}"})
+    response = case.call(headers={"Authorization": f"Bearer {_token_for(case, tokens)}"})
     where = f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}"
     assert response.status_code < 500, where
     if 400 <= response.status_code < 500:
@@ -61,3 +77,20 @@ def test_it_never_answers_5xx_and_explains_every_4xx(case, tokens, settings):
         except ValueError:
             pytest.fail(f"a {response.status_code} without a JSON message: {where}")
         assert isinstance(body, dict) and str(body.get("detail") or "").strip(), where
+
+
+@pytest.mark.django_db
+@schema.parametrize()
+@settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
+          suppress_health_check=list(HealthCheck))
+def test_it_never_answers_5xx_and_explains_every_4xx(case, tokens, settings):
+    _check(case, tokens, settings)
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+@schema.parametrize()
+@settings(max_examples=DEEP_EXAMPLES, deadline=None, derandomize=True, database=None,
+          suppress_health_check=list(HealthCheck))
+def test_deep_fuzz_never_answers_5xx(case, tokens, settings):
+    _check(case, tokens, settings)

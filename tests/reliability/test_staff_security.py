@@ -26,7 +26,7 @@ from tests.conftest import ROOT
 PUBLIC = re.compile(r"^/(admin/|login/|logout/|healthz|api/schema/|api/docs/|static/|\w+/api/widget/"
                     r"|support/widget-demo/|support/kb/)")
 API = re.compile(r"^/(\w+/)?api/")
-SAMPLE = {"int": "1", "str": "x", "uuid": str(uuid.uuid4()), "slug": "x", "path": "x"}
+SAMPLE = {"int": "1", "id": "1", "str": "x", "uuid": str(uuid.uuid4()), "slug": "x", "path": "x"}
 
 
 def _walk(patterns, prefix=""):

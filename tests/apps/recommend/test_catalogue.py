@@ -35,7 +35,7 @@ def test_it_writes_nothing_when_one_row_is_bad():
 
 @pytest.mark.django_db
 def test_it_names_the_problem_in_malformed_files():
-    with pytest.raises(RecommendError, match="invalid JSON at line 1"):
+    with pytest.raises(RecommendError, match=r"not valid JSON.*\(line 1"):
         services.parse_catalogue_file(b"[{oops", "cat.json")
     with pytest.raises(RecommendError, match="lacks"):
         services.parse_catalogue_file(b"name,price\nx,1\n", "cat.csv")

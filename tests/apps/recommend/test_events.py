@@ -17,8 +17,11 @@ def event(eid="e1", **kw):
 def test_it_records_a_single_event_once(recommend_api, item):
     first = recommend_api.post("/recommend/api/events/", event(), format="json")
     assert first.status_code == 201 and first.json()["status"] == "accepted"
-    again = recommend_api.post("/recommend/api/events/", event(kind="purchase"), format="json")
+    again = recommend_api.post("/recommend/api/events/", event(), format="json")
     assert again.status_code == 200 and again.json()["status"] == "duplicate"
+    # the same id saying something else is refused, not silently called a duplicate
+    other = recommend_api.post("/recommend/api/events/", event(kind="purchase"), format="json")
+    assert other.status_code == 400 and "different payload" in other.json()["detail"]
     assert Event.objects.get().kind == "click"
 
 

@@ -47,7 +47,7 @@ def test_it_reports_bad_lines_and_imports_nothing():
     with pytest.raises(ingest.IngestError) as err:
         ingest.ingest_transcripts("\n".join(text), "bad.jsonl")
     assert "line 4: speaker must be customer or agent" in str(err.value)
-    assert "line 7: not valid JSON" in str(err.value)
+    assert "line 7 is not valid JSON" in str(err.value)
     assert TranscriptPair.objects.count() == 0 and AnswerTemplate.objects.count() == 0
 
 

@@ -74,7 +74,7 @@ def test_it_trains_promotes_and_rolls_back_versions(support_api, settings, tmp_p
     assert support_api.get("/support/api/models/").json()["current"] == 1
     assert support_api.post("/support/api/models/2/promote/").json() == {"current": 2}
     missing = support_api.post("/support/api/models/9/promote/")
-    assert missing.status_code == 400 and "no version 9" in missing.json()["detail"]
+    assert missing.status_code == 404 and "no version 9" in missing.json()["detail"]
 
 
 @pytest.mark.django_db

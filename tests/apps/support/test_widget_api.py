@@ -79,7 +79,7 @@ def test_it_streams_a_reply_as_server_sent_events(client, widget, trained_bot):
 def test_it_answers_preflight_for_allowed_origins_only(client, widget):
     ok = client.options(url(widget, "conversations/"), HTTP_ORIGIN=ORIGIN,
                         HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST")
-    assert ok.status_code == 204 and ok["Access-Control-Allow-Origin"] == ORIGIN
+    assert ok.status_code in {200, 204} and ok["Access-Control-Allow-Origin"] == ORIGIN  # django-cors-headers: 200
     assert "X-Visitor-Id" in ok["Access-Control-Allow-Headers"]
     bad = client.options(url(widget, "conversations/"), HTTP_ORIGIN="https://evil.example")
     assert bad.status_code == 403 and "Access-Control-Allow-Origin" not in bad

@@ -52,3 +52,9 @@
   load();
   setInterval(load, 30000);
 })();
+
+// The feed refreshes every 5 s, except while a label is being edited (a focused select or a
+// changed row): cancelled here, not in an hx-trigger filter, which htmx would eval (CSP forbids it).
+document.addEventListener("htmx:beforeRequest", function (ev) {
+  if (ev.target.id === "feed" && document.querySelector("#feed select:focus, #feed .dirty")) ev.preventDefault();
+});

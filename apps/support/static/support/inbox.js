@@ -6,3 +6,10 @@ document.addEventListener("click", function (ev) {
   box.value = btn.dataset.text;
   box.focus();
 });
+
+// A reply form marked data-reset-on-success empties once htmx has sent it (was an inline hx-on,
+// which needs eval and so breaks under the Content-Security-Policy).
+document.addEventListener("htmx:afterRequest", function (ev) {
+  const form = ev.target.closest && ev.target.closest("form[data-reset-on-success]");
+  if (form && ev.target === form && ev.detail.successful) form.reset();
+});
