@@ -113,6 +113,16 @@ class WorkerHeartbeat(models.Model):
     seen_at = models.DateTimeField()
 
 
+class UserPreference(models.Model):
+    """Per-user settings of the staff UI (the timezone dates are shown in)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="ui_preference")
+    timezone = models.CharField(max_length=64, default="UTC")
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.timezone})"
+
+
 class RateCounter(models.Model):
     """One fixed-window rate-limit counter (apps/common/ratelimit.py, when the cache is not Redis)."""
 
@@ -122,13 +132,3 @@ class RateCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.count} until {self.window_ends:%H:%M:%S}"
-
-
-class UserPreference(models.Model):
-    """Per-user settings of the staff UI (the timezone dates are shown in)."""
-
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="ui_preference")
-    timezone = models.CharField(max_length=64, default="UTC")
-
-    def __str__(self) -> str:
-        return f"{self.user} ({self.timezone})"

@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.db import transaction
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
@@ -321,7 +322,10 @@ def webhook_detail(request, pk: int):
     sub = get_object_or_404(WebhookSubscription, pk=pk)
     deliveries = (Delivery.objects.filter(subscription=sub).select_related("message")
                   .prefetch_related("attempt_log").order_by("-created_at", "-id")[:100])
-    return render(request, "sentiment/webhook_detail.html", {"sub": sub, "deliveries": deliveries})
+    shown = request.session.pop(NEW_SECRET_SESSION, None)
+    new_secret = shown["secret"] if shown and shown.get("id") == sub.pk else None
+    return render(request, "sentiment/webhook_detail.html", {"sub": sub, "deliveries": deliveries,
+                                                             "new_secret": new_secret})
 
 
 @staff_member_required
@@ -339,14 +343,14 @@ def webhook_resend(request, pk: int):
 @staff_member_required
 @require_POST
 def webhook_rotate_secret(request, pk: int):
-    """A new signing secret, shown on this one answer; the old one signs too until the grace period ends."""
+    """A new signing secret, shown on the one GET this redirects to (post/redirect/get: a reload
+    rotates nothing); the old one signs too until the grace period ends."""
     sub = webhooks.rotate_secret(get_object_or_404(WebhookSubscription, pk=pk))
-    deliveries = (Delivery.objects.filter(subscription=sub).select_related("message")
-                  .prefetch_related("attempt_log").order_by("-created_at", "-id")[:100])
+    request.session[NEW_SECRET_SESSION] = {"id": sub.pk, "secret": sub.secret}
+    until = timezone.localtime(sub.previous_secret_expires_at).strftime("%-d %b %Y, %H:%M %Z")
     messages.success(request, "New signing secret below: copy it now, it is not shown again. The previous "
-                              f"secret keeps signing until {sub.previous_secret_expires_at:%Y-%m-%d %H:%M} UTC.")
-    return render(request, "sentiment/webhook_detail.html",
-                  {"sub": sub, "deliveries": deliveries, "new_secret": sub.secret})
+                              f"secret keeps signing until {until}.")
+    return redirect("sentiment:webhook", pk=sub.pk)
 
 
 @staff_member_required

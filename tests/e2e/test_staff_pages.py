@@ -77,7 +77,10 @@ PAGE_STATE = """() => ({
 
 
 def _walk_at(browser, base: str, pages: list[str], width: int, height: int, axe: str) -> list[str]:
+    from tests.e2e.conftest import _CSP_WATCH
+
     ctx = browser.new_context(viewport={"width": width, "height": height})
+    ctx.add_init_script(_CSP_WATCH)  # a CSP violation is a console error, so a problem here too
     page = ctx.new_page()
     page.set_default_timeout(30_000)
     errors: list[str] = []

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('common', '0002_job_sent_at'),
+        ('common', '0003_rate_counter'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
