@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.recommend import item_knn_scores
+from apps.recommend.training import item_knn_scores
 from bench.retrieval import recall_at_k
 from bench.spikes import windowed_gaussian_scores
 
