@@ -19,7 +19,7 @@ def test_it_shows_the_timeline_chart_and_the_alert(staff_page, live_server):
     rule = AlertRule.objects.create(name="Credit spike", scope="topic", key="credit")
     alert = Alert.objects.create(rule=rule, scope="topic", key="credit", state="firing",
                                  started_at=t0 + timedelta(hours=20), fired_at=t0 + timedelta(hours=21),
-                                 peak_value=9, baseline=1, z=8)
+                                 peak_value=9, baseline=1, peak_ratio=8)
 
     staff_page.goto(f"{live_server.url}/sentiment/")
     staff_page.wait_for_function("() => document.getElementById('timeline').dataset.points === '24'")

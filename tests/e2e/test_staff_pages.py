@@ -38,7 +38,7 @@ def _seed(staff):
                   published_at=t0 + timedelta(hours=h), tickers=["ACME"])
     rule = AlertRule.objects.create(name="Credit spike", scope="topic", key="credit")
     Alert.objects.create(rule=rule, scope="topic", key="credit", state="firing", started_at=t0 + timedelta(hours=20),
-                         fired_at=t0 + timedelta(hours=20), peak_value=5, baseline=1, z=6)
+                         fired_at=t0 + timedelta(hours=20), peak_value=5, baseline=1, peak_ratio=6)
     WebhookSubscription.objects.create(url="https://hooks.example.com/aigc", description="risk desk")
     WidgetKey.objects.create(name="demo shop", allowed_origins=["http://localhost"])
     conv = Conversation.objects.create(status="waiting")

@@ -19,7 +19,10 @@ from tests.conftest import ROOT, wait_for, worker_env
 
 from .services import free_port
 
-STOP_WITHIN_S = 10.0
+# Not a speed target (bench.soak measures the stop time against the 10 s floor): a bound
+# that a warm shutdown waiting for the 60 s job below can never meet, with room for a
+# machine shared with other work.
+STOP_WITHIN_S = 30.0
 
 
 def _children(pid: int) -> list[int]:
