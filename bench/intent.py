@@ -2,7 +2,7 @@
 also occur in train, train has 4 internal duplicates).
 
 Ours: the support bot exactly as the app's training job builds it —
-``apps.support.bot.build_bot`` on BANKING77 turned into (question, intent,
+``apps.support.building.build_bot`` on BANKING77 turned into (question, intent,
 one answer template per intent) pairs. build_bot splits the pairs with
 ``training.intent_splits`` (80% train / 10% validation / 10% calibration),
 trains the intent classifier with the engine recipe (full fine-tune + a
@@ -163,7 +163,7 @@ def ten_shot_only(seeds=(0, 1, 2)) -> Path:
 def run(quick: bool) -> dict:
     setup_django()
     from apps.support import bot as bot_mod
-    from apps.support import training
+    from apps.support import building, training
 
     sw = Stopwatch()
     train, test, intents, data_hash = datasets.banking77()
@@ -176,7 +176,7 @@ def run(quick: bool) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-bot-") as tmp, sw("ours_build_bot"):
         bar, cb = _progress_bar("ours: build_bot")
         t0 = time.perf_counter()
-        bot_metrics = bot_mod.build_bot(Path(tmp), pairs, templates, [], cb)
+        bot_metrics = building.build_bot(Path(tmp), pairs, templates, [], cb)
         train_s = time.perf_counter() - t0
         bar.close()
         bot = bot_mod.Bot.load(tmp)
@@ -287,7 +287,7 @@ def run(quick: bool) -> dict:
     if not goals["inference_ge_500_per_s"]:
         below.append(f"Goal missed: inference {ours['predict_texts_per_s']:.0f} texts/s (goal >= 500).")
     return {
-        "summary": "BANKING77 official split; ours = the support bot as apps.support.bot.build_bot builds it "
+        "summary": "BANKING77 official split; ours = the support bot as apps.support.building.build_bot builds it "
                    "(engine fine-tuning recipe; threshold chosen on its calibration split).",
         "data": {"hash": data_hash, "train": len(train), "test": len(test), "intents": len(intents),
                  "quirks": "6 test texts also in train; 4 duplicates inside train; reported as is"},

@@ -21,7 +21,8 @@ from django.utils import timezone
 
 from apps.common import engine
 from apps.support import slots as slot_lib
-from apps.support.bot import Bot, build_bot
+from apps.support.bot import Bot
+from apps.support.building import build_bot
 from apps.support.models import (
     AnswerTemplate,
     BotSettings,
