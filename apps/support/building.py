@@ -27,6 +27,7 @@ import numpy as np
 
 from apps.support import training
 from apps.support.bot import Bot, _encode, calibrate, token_likelihood
+from apps.support.slots import templatize
 
 Progress = Callable[[float, str], None]
 
@@ -171,9 +172,9 @@ def summarise(rows: list[dict], probe_rows: list[dict], aimed: float = AIMED_PRE
     threshold = target["threshold"] if reached else None
     handed_off = (sum(r["confidence"] < threshold for r in probe_rows) / len(probe_rows)
                   if reached and probe_rows else None)
+    assist_scores = [r["assist_score"] for r in rows] + [r["assist_score"] for r in probe_rows]
     assist = training.coverage_at_precision_from_confidence(
-        [r["assist_score"] for r in rows] + [r["assist_score"] for r in probe_rows],
-        [r["assist_ok"] for r in rows] + [False] * len(probe_rows), targets=(ASSIST_PRECISION,),
+        assist_scores, [r["assist_ok"] for r in rows] + [False] * len(probe_rows), targets=(ASSIST_PRECISION,),
         in_scope=in_scope)[str(ASSIST_PRECISION)]
     return {
         "heldout": n,
@@ -188,9 +189,20 @@ def summarise(rows: list[dict], probe_rows: list[dict], aimed: float = AIMED_PRE
         "threshold_reached": reached,
         "suggested_threshold": threshold,
         "probes_handed_off": None if handed_off is None else round(handed_off, 4),
-        # Unreachable: nothing is relevant enough to show, so agent-assist shows nothing.
-        "assist_floor": assist["threshold"] if assist["coverage"] else 1.0,
+        "assist_floor": assist_floor(assist_scores, assist),
     }
+
+
+def assist_floor(scores: Sequence[float], reached: dict) -> float:
+    """Agent-assist's relevance floor: midway between the lowest score kept at the aimed
+    precision and the highest one below it (any value between splits the calibration rows
+    the same way; the middle leaves a new thread the most room either side). Unreachable:
+    1.0, nothing is relevant enough to show."""
+    if not reached.get("coverage"):
+        return 1.0
+    kept = reached["threshold"]
+    below = [s for s in scores if s < kept]
+    return round((kept + max(below)) / 2, 4) if below else kept
 
 
 def answers_at(rows: list[dict], threshold: float | None) -> list[dict]:
@@ -336,7 +348,9 @@ def build_bot(
     if classifier is not None:
         classifier.save(out_dir / "intent")
 
-    replies = [p["answer"] for p in pairs if p.get("answer")][:LM_MAX_TEXTS]
+    # The language model learns replies with their slots as placeholders: it can then
+    # never complete a draft with another customer's order number or name.
+    replies = [templatize(p["answer"])[0] for p in pairs if p.get("answer")][:LM_MAX_TEXTS]
     if len(replies) >= 10:
         progress(65, "training the language model on agent replies")
         metrics["lm"] = train_reply_models(out_dir, replies, lm_epochs, progress)
