@@ -161,7 +161,9 @@ def summarise(rows: list[dict], probe_rows: list[dict], aimed: float = AIMED_PRE
     any confidence, ``intent_accuracy`` the classifier alone, ``answer_recall_at_3``
     whether the right answer is among three; coverage at a precision is a share of the
     in-scope rows answered at the threshold that reaches that precision, where answering a
-    probe is an error. ``suggested_threshold`` is None when no threshold reaches ``aimed``."""
+    probe is an error. ``suggested_threshold`` is None when no threshold reaches ``aimed``;
+    ``assist_floor`` is agent-assist's relevance floor, chosen the same way on its top
+    suggestion's score (1.0, show nothing, when unreachable)."""
     n = len(rows)
     conf = [r["confidence"] for r in rows] + [r["confidence"] for r in probe_rows]
     correct = [r["correct"] for r in rows] + [False] * len(probe_rows)
@@ -169,7 +171,7 @@ def summarise(rows: list[dict], probe_rows: list[dict], aimed: float = AIMED_PRE
     cov = training.coverage_at_precision_from_confidence(conf, correct, in_scope=in_scope)
     target = cov.get(str(aimed), {})
     reached = bool(target.get("coverage"))
-    threshold = target["threshold"] if reached else None
+    threshold = midway_threshold(conf, target) if reached else None
     handed_off = (sum(r["confidence"] < threshold for r in probe_rows) / len(probe_rows)
                   if reached and probe_rows else None)
     assist_scores = [r["assist_score"] for r in rows] + [r["assist_score"] for r in probe_rows]
@@ -189,17 +191,16 @@ def summarise(rows: list[dict], probe_rows: list[dict], aimed: float = AIMED_PRE
         "threshold_reached": reached,
         "suggested_threshold": threshold,
         "probes_handed_off": None if handed_off is None else round(handed_off, 4),
-        "assist_floor": assist_floor(assist_scores, assist),
+        # Unreachable: nothing is relevant enough to show, so agent-assist shows nothing.
+        "assist_floor": midway_threshold(assist_scores, assist) if assist["coverage"] else 1.0,
     }
 
 
-def assist_floor(scores: Sequence[float], reached: dict) -> float:
-    """Agent-assist's relevance floor: midway between the lowest score kept at the aimed
-    precision and the highest one below it (any value between splits the calibration rows
-    the same way; the middle leaves a new thread the most room either side). Unreachable:
-    1.0, nothing is relevant enough to show."""
-    if not reached.get("coverage"):
-        return 1.0
+def midway_threshold(scores: Sequence[float], reached: dict) -> float:
+    """A threshold midway between the lowest score kept at the aimed precision and the
+    highest one below it: any value between splits the calibration rows the same way, and
+    the middle leaves a new question the most room either side (on a small calibration set
+    the lowest kept score alone sits right under its near-duplicates of training rows)."""
     kept = reached["threshold"]
     below = [s for s in scores if s < kept]
     return round((kept + max(below)) / 2, 4) if below else kept
