@@ -303,13 +303,16 @@ def build_bot(
     intent_epochs: int | None = training.INTENT_EPOCHS,
     lm_epochs: int = 6,
     intent_mode: str | None = None,
+    vectors: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Train every part into ``out_dir`` and return the metrics.
 
     ``pairs``: [{"question", "answer", "label", "template_id"}]; ``templates``:
     {id: {"text", "intent"}}; ``chunks``: [{"chunk_id", "article_id", "title", "slug",
     "url", "heading", "text"}]. ``metrics["calibration_answers"]`` holds what this version
-    answers on each calibration question (the deploy gate diffs them)."""
+    answers on each calibration question (the deploy gate diffs them). ``intent_mode``
+    forces the classifier's mode (head | top | full); ``vectors``: the questions' and
+    chunks' shipped-encoder vectors when the caller has them (a benchmark's cache)."""
     progress = progress or (lambda pct, msg: None)
     if not pairs and not chunks:
         raise ValueError("nothing to train on: ingest transcripts or KB articles first")
@@ -318,7 +321,7 @@ def build_bot(
     metrics: dict[str, Any] = {"pairs": len(pairs), "templates": len(templates), "kb_chunks": len(chunks)}
 
     progress(5, f"embedding {len(pairs)} questions and {len(chunks)} KB chunks")
-    q_vecs, kb_vecs = embed_inputs(pairs, chunks)
+    q_vecs, kb_vecs = vectors if vectors is not None else embed_inputs(pairs, chunks)
     split = split_rows(pairs)
 
     classifier, clf_metrics, temperature = fit_intent(pairs, q_vecs, split, progress, intent_epochs, intent_mode)
