@@ -189,7 +189,9 @@ def run(quick: bool) -> dict:
             ours = eval_classifier(training, model, test)
         with sw("ours_handoff"):
             test_vecs = embed(test.texts)
-            threshold = float(bot_metrics["suggested_threshold"])
+            # None: no threshold reached the aimed precision on calibration; the bot answers nothing.
+            threshold = (float(bot_metrics["suggested_threshold"]) if bot_metrics.get("suggested_threshold") is not None
+                         else 1.01)
             handoff = bot_handoff(bot, threshold, test.texts, test.labels, test_vecs)
     intent_m = bot_metrics.get("intent", {})
     target = max(training.PRECISION_TARGETS)
