@@ -385,19 +385,23 @@ def out_of_scope(quick: bool) -> dict:
     def features(qs, qvecs, skip_same: bool):
         """Per question: the shipped confidence, its parts and the alternatives."""
         raw = bot.classifier.predict_proba_from_embeddings(qvecs)["intent"]
-        cal = calibrate(raw, float(bot.meta.get("temperature", 1.0)))
-        out = {"shipped": [], "combine_raw_p": [], "msp_calibrated": [], "nearest_similarity": [], "correct": []}
+        cal = calibrate(raw, temperature)
+        out = {"shipped": [], "combine_calibrated_p": [], "msp_calibrated": [], "nearest_similarity": [],
+               "correct": []}
         for i, q in enumerate(tqdm(qs, desc="out-of-scope scoring", unit="msg", leave=False)):
             cand = bot.candidate(q, qvecs[i : i + 1], skip_same=skip_same)
             j = bot.meta["labels"].index(cand.intent) if cand.intent in bot.meta["labels"] else None
             out["shipped"].append(cand.confidence)
-            out["combine_raw_p"].append(bot_mod_combine(float(raw[i, j]) if j is not None else 0.0, cand.similarity))
+            out["combine_calibrated_p"].append(bot_mod_combine(float(cal[i, j]) if j is not None else 0.0,
+                                                               cand.similarity))
             out["msp_calibrated"].append(float(cal[i].max()))
             out["nearest_similarity"].append(cand.neighbours[0]["score"] if cand.neighbours else 0.0)
             out["correct"].append(cand.template_id is not None and cand.intent == (labels_of.get(q) or ""))
         return {k: np.asarray(v) for k, v in out.items()}
 
     from apps.support.bot import combine as bot_mod_combine
+
+    temperature = float(metrics["intent"]["temperature"])  # fitted on validation rows; the bot does not apply it
 
     split = building.split_rows(pairs)
     cal_q = [pairs[i]["question"] for i in split.calibration]
@@ -409,8 +413,8 @@ def out_of_scope(quick: bool) -> dict:
     test_f = features(test.texts, test_vecs, skip_same=False)
 
     rows, detail = [], {}
-    for name, label in (("shipped", "shipped: combine(calibrated p, similarity) at the bot's own threshold"),
-                        ("combine_raw_p", "combine(uncalibrated p, similarity)"),
+    for name, label in (("shipped", "shipped: combine(p, similarity) at the bot's own threshold"),
+                        ("combine_calibrated_p", "combine(temperature-scaled p, similarity)"),
                         ("msp_calibrated", "max softmax after temperature scaling"),
                         ("nearest_similarity", "similarity to the nearest training question")):
         if name == "shipped":
@@ -440,7 +444,7 @@ def out_of_scope(quick: bool) -> dict:
         "known_intents": len(names) - len(unknown),
         "test_known": int((~is_unknown).sum()), "test_unknown": int(is_unknown.sum()),
         "calibration_rows": len(cal_q), "probes": len(probes),
-        "temperature": bot.meta.get("temperature"),
+        "temperature_fitted": temperature,
         "build_s": round(build_s, 1),
         "bot_metrics": {k: v for k, v in metrics.items() if k not in ("curve", "calibration_answers")},
         "scores": detail,
@@ -454,7 +458,7 @@ def out_of_scope(quick: bool) -> dict:
             [f"Shipped row: the bot's own decision (Bot.candidate -> combine(), the chat API's rule) at the threshold "
              f"it chose on its {len(cal_q)} calibration rows + {len(probes)} generic out-of-scope probes, aiming at "
              f"{building.AIMED_PRECISION:.0%} precision; no held-out intent is in calibration. Head mode on the frozen "
-             f"encoder (temperature {bot.meta.get('temperature')} fitted on validation rows); built in "
+             f"encoder (temperature {temperature} fitted on validation rows, applied only in its own row); built in "
              f"{build_s:.0f} s on 2 shared cores.",
              "Other rows: the same bot, the threshold chosen the same way on the same calibration rows (their own "
              "stored copy left out of retrieval). Unknown handed off + known answered: higher is better for both.",
@@ -477,4 +481,8 @@ def run_out_of_scope_only(quick: bool) -> dict:
     keep.setdefault("results", {})["out_of_scope"] = {k: v for k, v in section.items() if k != "table"}
     keep["tables"] = [t for t in keep.get("tables", []) if not t["title"].startswith("Out-of-scope")] + [section["table"]]
     keep["carried_over_from"] = {**carried, "note": "every section but out_of_scope comes from that run"}
+    keep["notes"] = [n for n in keep.get("notes", []) if not n.startswith("Only the out-of-scope table")] + [
+        f"Only the out-of-scope table was measured by `{section['command']}` (the wall time and finish time at the "
+        f"top of this section are that run's); every other figure here is carried over from `{carried['command']}` "
+        f"(mode {carried['mode']}, finished {carried['finished_at']})."]
     return keep
