@@ -41,12 +41,14 @@ def _check_ratios(val_ratio: float, test_ratio: float) -> None:
 
 
 def stratified_indices(labels: Sequence[Hashable | None], validation: float = 0.1, calibration: float = 0.0,
-                       seed: int = 1234, min_per_class: int = 2) -> IndexSplit:
+                       seed: int = 1234, min_per_class: int = 2, keys: Sequence[str] | None = None) -> IndexSplit:
     """Each label keeps its share in every part. ``None`` labels form their own stratum.
 
     A class with ``min_per_class`` rows or fewer stays whole in train (it cannot spare
     one); otherwise validation gets at least one row before calibration gets any, and
-    train always keeps at least one."""
+    train always keeps at least one. ``keys`` (one stable string per row, e.g. the text):
+    each class is ordered by a seeded hash of its keys instead of shuffled, so a row keeps
+    its part when other classes grow or appear."""
     _check_ratios(validation, calibration)
     strata: dict[Hashable | None, list[int]] = defaultdict(list)
     for i, lab in enumerate(labels):
@@ -57,7 +59,10 @@ def stratified_indices(labels: Sequence[Hashable | None], validation: float = 0.
     cal: list[int] = []
     for key in sorted(strata, key=lambda k: (k is None, str(k))):
         rows = list(strata[key])
-        rng.shuffle(rows)
+        if keys is not None:
+            rows.sort(key=lambda i: hashlib.sha1(f"{seed}:{keys[i]}".encode()).hexdigest())
+        else:
+            rng.shuffle(rows)
         n = len(rows)
         if n <= min_per_class:
             train += rows

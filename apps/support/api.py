@@ -227,7 +227,7 @@ class Train(SupportAPIView):
 def _version_json(mv, current: int | None) -> dict:
     m = mv.metrics or {}
     return {"version": mv.version, "created_at": str(mv.created_at), "current": mv.version == current,
-            "metrics": {k: v for k, v in m.items() if k != "curve"}}
+            "metrics": {k: v for k, v in m.items() if k not in ("curve", "calibration_answers")}}
 
 
 class ModelVersions(SupportAPIView):

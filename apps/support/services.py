@@ -21,7 +21,8 @@ from django.utils import timezone
 
 from apps.common import engine
 from apps.support import slots as slot_lib
-from apps.support.bot import Bot, build_bot
+from apps.support.bot import Bot
+from apps.support.building import build_bot
 from apps.support.models import (
     AnswerTemplate,
     BotSettings,
@@ -48,11 +49,29 @@ class SupportError(ValueError):
 # -- training and versions ---------------------------------------------------------
 
 def training_data() -> tuple[list[dict], dict[int, dict], list[dict]]:
-    pairs = [
-        {"question": p.question, "answer": p.answer, "label": p.label, "template_id": p.template_id}
-        for p in TranscriptPair.objects.select_related("cluster").order_by("id")
-    ]
-    templates = {t.pk: {"text": t.text, "intent": t.intent} for t in AnswerTemplate.objects.all()}
+    """Pairs, templates and KB chunks as build_bot takes them.
+
+    Questions of a cluster staff have not named yet train under the cluster's suggested
+    name (apps/support/clusters.py), so an unlabelled import gets an intent model at once.
+    A staff answer is also a retrieval entry of its own (its text, pointing at its
+    template): one written question is a thin net for the paraphrases it must catch."""
+    from apps.support import clusters
+
+    rows = list(TranscriptPair.objects.select_related("cluster").order_by("id"))
+    provisional = clusters.provisional_labels()
+    pairs = []
+    for p in rows:
+        label = p.label or provisional.get(p.cluster_id, "")
+        pairs.append({"question": p.question, "answer": p.answer, "label": label, "template_id": p.template_id})
+        if p.batch == "staff" and p.template_id:
+            pairs.append({"question": p.answer, "answer": "", "label": label, "template_id": p.template_id})
+    votes: dict[int, Counter] = {}
+    for p in pairs:
+        if p["template_id"] and p["label"]:
+            votes.setdefault(p["template_id"], Counter())[p["label"]] += 1
+    templates = {t.pk: {"text": t.text, "intent": t.intent or (votes[t.pk].most_common(1)[0][0] if t.pk in votes
+                                                              else "")}
+                 for t in AnswerTemplate.objects.all()}
     chunks = [
         {"chunk_id": c.pk, "article_id": c.article_id, "title": c.article.title, "slug": c.article.slug,
          "url": c.article.url, "heading": c.heading, "text": c.text}
@@ -61,9 +80,15 @@ def training_data() -> tuple[list[dict], dict[int, dict], list[dict]]:
     return pairs, templates, chunks
 
 
-def train_bot(progress: Progress | None = None, promote: bool = True, **build_kwargs) -> dict:
-    """Train every part of the bot and save it as the next "support.bot" version."""
+def train_bot(progress: Progress | None = None, promote: bool | None = None, **build_kwargs) -> dict:
+    """Train every part of the bot and save it as the next "support.bot" version.
+
+    ``promote``: None (the default) lets the deploy gate decide: the new version goes live
+    only if it is at least as good as the live one on the same calibration questions
+    (apps/support/deploys.py), else it stays a candidate staff can promote by hand;
+    True / False force it either way."""
     from aigc_core.data import dataset_hash
+    from apps.support import deploys
 
     progress = progress or (lambda pct, msg: None)
     pairs, templates, chunks = training_data()
@@ -71,20 +96,33 @@ def train_bot(progress: Progress | None = None, promote: bool = True, **build_kw
         raise SupportError("Nothing to train on yet: import transcripts or knowledge-base articles first.")
     with tempfile.TemporaryDirectory(prefix="support-bot-") as tmp:
         metrics = build_bot(Path(tmp), pairs, templates, chunks, progress, **build_kwargs)
+        progress(99, "comparing with the live version")
+        gate = deploys.compare_with_live(Bot.load(tmp), metrics, pairs, current_version(), load_bot())
+        metrics["gate"] = gate
+        go_live = gate["promote"] if promote is None else promote
         data_hash = dataset_hash([json.dumps([p["question"], p["label"], p["template_id"]]) for p in pairs]
                                  + [c["text"] for c in chunks])
         version = engine.registry().save(
             MODEL_NAME, writer=lambda d: shutil.copytree(tmp, d, dirs_exist_ok=True), metrics=metrics,
             data_hash=data_hash, config={"pairs": len(pairs), "templates": len(templates), "chunks": len(chunks)},
-            promote=promote,
+            promote=go_live,
         )
     engine.forget(MODEL_NAME)
-    if promote and "suggested_threshold" in metrics:
-        # Until staff pick a threshold from the curve, follow the newest training's suggestion.
-        BotSettings.get()
-        BotSettings.objects.filter(pk=1).exclude(threshold_source="staff").update(
-            threshold=metrics["suggested_threshold"], threshold_source="suggested")
-    return {"version": version.version, **{k: v for k, v in metrics.items() if k != "curve"}}
+    if go_live:
+        follow_suggested_threshold(metrics)
+    summary = {k: v for k, v in metrics.items() if k not in ("curve", "calibration_answers", "gate")}
+    return {"version": version.version, "promoted": go_live, "gate_reason": gate["reason"], **summary}
+
+
+def follow_suggested_threshold(metrics: dict) -> None:
+    """Until staff pick a threshold from the curve, follow the live version's suggestion;
+    when no threshold reached the aimed precision, keep the value and say so."""
+    BotSettings.get()
+    not_staff = BotSettings.objects.filter(pk=1).exclude(threshold_source="staff")
+    if metrics.get("suggested_threshold") is not None:
+        not_staff.update(threshold=metrics["suggested_threshold"], threshold_source="suggested")
+    elif "threshold_reached" in metrics:
+        not_staff.update(threshold_source="unreached")
 
 
 def versions() -> list:
@@ -105,15 +143,31 @@ def promote_version(version: int):
     except LookupError as exc:
         raise VersionNotFound(f"There is no version {version} of the support bot.") from exc
     engine.forget(MODEL_NAME)
+    follow_suggested_threshold(mv.metrics or {})
     return mv
 
 
+def rollback_target():
+    """The version a roll back would make live, or None when there is nothing older."""
+    cur = current_version()
+    if cur is None:
+        return None
+    older = [mv for mv in engine.registry().versions(MODEL_NAME) if mv.version < cur.version]
+    return older[-1] if older else None
+
+
 def rollback_version():
+    cur = current_version()
+    if cur is None:
+        raise SupportError("Nothing to roll back: no version of the bot is live yet.")
+    if rollback_target() is None:
+        raise SupportError(f"Nothing to roll back to: version {cur.version} is the oldest version there is.")
     try:
         mv = engine.registry().rollback(MODEL_NAME)
-    except Exception as exc:  # RegistryError: nothing older to roll back to
-        raise SupportError(f"Cannot roll back: {exc}") from exc
+    except LookupError as exc:  # every older version is damaged on disk
+        raise SupportError(f"Nothing to roll back to: no older version of the bot is intact ({exc}).") from exc
     engine.forget(MODEL_NAME)
+    follow_suggested_threshold(mv.metrics or {})
     return mv
 
 
@@ -308,19 +362,22 @@ def rate_message(message: Message, rating) -> Feedback:
 # -- agent-assist -----------------------------------------------------------------------
 
 def agent_assist(conversation: Conversation, draft: str = "") -> dict:
-    """Top templates for the last customer message, filled with the conversation's
-    slots, and the language model's completion of the agent's draft."""
+    """Suggestions for the whole conversation (Bot.suggest_for_thread: customer turns
+    weighted, above the relevance floor chosen on calibration rows), filled with the
+    conversation's slots, and the language model's completion of the agent's draft when
+    its own likelihood clears the floor. Nothing relevant: empty lists, said by the UI."""
     bot = load_bot()
-    last = conversation.messages.filter(role=Message.Role.CUSTOMER).order_by("-id").first()
     if bot is None:
         return {"suggestions": [], "completion": "", "ready": False}
+    turns = list(conversation.messages.exclude(role=Message.Role.BOT).order_by("id").values_list("role", "text"))
     known = _known_slots(conversation)
     suggestions = []
-    if last:
-        for s in bot.suggest_templates(last.text, k=3):
-            s["filled"] = slot_lib.fill(s["text"], known)[0]
-            suggestions.append(s)
+    for s in bot.suggest_for_thread(turns[-12:], k=3):
+        s["filled"] = slot_lib.fill(s["text"], known)[0]
+        suggestions.append(s)
     completion = bot.complete(draft[-300:]) if draft.strip() else ""
+    if completion:  # learnt with placeholders: this conversation's own values, else a neutral phrase
+        completion = slot_lib.fill(completion, known)[0]
     return {"suggestions": suggestions, "completion": completion, "ready": True}
 
 
@@ -341,14 +398,20 @@ def unanswered_questions(limit: int = 20) -> list[Message]:
 
 
 def add_template(question: str, text: str, intent: str = "") -> AnswerTemplate:
-    """Staff answer an unanswered question: a new template and a training pair for it."""
+    """Staff answer an unanswered question: a new template and a training pair for it.
+
+    Without an intent the answer gets one of its own, named from the question: a pair with
+    no intent trains no classifier, and the bot then weighs its template at zero."""
+    from django.utils.text import slugify
+
     question, text = clean_message(question), clean_message(text)
+    intent = intent.strip()[:100] or ("faq-" + (slugify(question)[:60].strip("-") or uuid.uuid4().hex[:8]))
     templated, _ = slot_lib.templatize(text)
     with transaction.atomic():
-        tpl = AnswerTemplate.objects.create(text=templated, intent=intent.strip()[:100],
+        tpl = AnswerTemplate.objects.create(text=templated, intent=intent,
                                             slots=slot_lib.slots_in(templated), source="staff", uses=1)
         TranscriptPair.objects.create(conversation_ref="staff", question=question, answer=text,
-                                      intent=intent.strip()[:100], template=tpl, batch="staff")
+                                      intent=intent, template=tpl, batch="staff")
     return tpl
 
 

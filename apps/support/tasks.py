@@ -35,7 +35,8 @@ def ingest_kb(job_id: int, uploads: list[list[str]]) -> dict:
 
 
 @shared_task(name="apps.support.tasks.train_support")
-def train_support(job_id: int, promote: bool = True) -> dict:
+def train_support(job_id: int, promote: bool | None = None) -> dict:
+    """``promote`` None: the deploy gate decides (apps/support/deploys.py)."""
     from apps.support import services
 
     return run_job(job_id, lambda progress: services.train_bot(progress, promote=promote))

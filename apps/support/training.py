@@ -16,13 +16,15 @@ VALIDATION_SHARE = 0.1  # early stopping, epoch, probe C and blend weight are ch
 CALIBRATION_SHARE = 0.1  # the bot's threshold and every "held-out" figure come from here only
 
 
-def intent_splits(labels: Sequence[str], seed: int = 1234):
+def intent_splits(labels: Sequence[str], seed: int = 1234, keys: Sequence[str] | None = None):
     """Row indices named for their use: ``train``, ``validation`` (model choices) and
     ``calibration`` (the confidence threshold, held-out metrics); stratified by intent.
-    An intent with 2 rows or fewer stays whole in train."""
+    An intent with 2 rows or fewer stays whole in train. ``keys`` (the questions): a
+    question keeps its part across retrains (see ``stratified_indices``)."""
     from aigc_core.data.splits import stratified_indices
 
-    return stratified_indices(list(labels), VALIDATION_SHARE, CALIBRATION_SHARE, seed, min_per_class=2)
+    return stratified_indices(list(labels), VALIDATION_SHARE, CALIBRATION_SHARE, seed, min_per_class=2,
+                              keys=list(keys) if keys is not None else None)
 
 
 def train_intent_classifier(

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.common.jobs import enqueue
 from apps.common.models import Job
@@ -16,38 +16,58 @@ from apps.support.forms import WidgetKeyEditForm, WidgetKeyForm
 from apps.support.models import BotSettings, Conversation, IntentCluster, KBArticle, WidgetKey
 
 
+def _version_row(mv, cur) -> dict:
+    m = mv.metrics or {}
+    gate = m.get("gate") or {}
+    return {
+        "version": mv.version, "created_at": _parse_date(mv.created_at),
+        "current": cur is not None and mv.version == cur.version,
+        "older": cur is not None and mv.version < cur.version,
+        "pairs": m.get("pairs"), "templates": m.get("templates"), "chunks": m.get("kb_chunks"),
+        "heldout": m.get("heldout"), "answer_acc": m.get("answer_accuracy", m.get("answer_recall_at_1")),
+        "recall3": m.get("answer_recall_at_3"), "intent_acc": m.get("intent_accuracy"),
+        "mode": (m.get("intent") or {}).get("mode"), "mode_reason": (m.get("intent") or {}).get("mode_reason", ""),
+        "cov95": (m.get("coverage_at_precision") or {}).get("0.95", {}).get("coverage"),
+        "threshold_reached": m.get("threshold_reached", True),
+        "gate_reason": gate.get("reason", ""), "gate_promote": gate.get("promote"),
+        "newly_answered": gate.get("newly_answered") or [],
+        "gru_ppl": (m.get("lm") or {}).get("gru_val_perplexity"),
+        "ngram_ppl": (m.get("lm") or {}).get("ngram_val_perplexity"),
+        "wall_s": m.get("wall_s"),
+    }
+
+
+def _parse_date(value: str):
+    from django.utils.dateparse import parse_datetime
+
+    return parse_datetime(value) if value else None
+
+
 def _version_rows():
     cur = services.current_version()
-    rows = []
-    for mv in services.versions()[:15]:
-        m = mv.metrics or {}
-        rows.append({
-            "version": mv.version, "created_at": mv.created_at, "current": cur is not None and mv.version == cur.version,
-            "pairs": m.get("pairs"), "templates": m.get("templates"), "chunks": m.get("kb_chunks"),
-            "recall1": m.get("answer_recall_at_1"), "recall3": m.get("answer_recall_at_3"),
-            "intent_acc": m.get("intent_accuracy"),
-            "mode": (m.get("intent") or {}).get("mode"), "mode_reason": (m.get("intent") or {}).get("mode_reason", ""),
-            "cov95": (m.get("coverage_at_precision") or {}).get("0.95", {}).get("coverage"),
-            "gru_ppl": (m.get("lm") or {}).get("gru_val_perplexity"),
-            "ngram_ppl": (m.get("lm") or {}).get("ngram_val_perplexity"),
-            "wall_s": m.get("wall_s"),
-        })
-    return cur, rows
+    return cur, [_version_row(mv, cur) for mv in services.versions()[:15]]
 
 
 @staff_member_required
 def dashboard(request):
+    from apps.support import clusters as cluster_names
+
     cur, rows = _version_rows()
     curve = (cur.metrics or {}).get("curve", []) if cur else []
     cfg = BotSettings.get()
     metrics = services.dashboard_metrics()
+    unnamed = list(IntentCluster.objects.filter(name="")[:10])
+    suggestions = cluster_names.suggest(cluster_names.unnamed_clusters())
+    live = next((r for r in rows if r["current"]), None)
     return render(request, "support/dashboard.html", {
         "metrics": metrics,
         "versions": rows,
         "current": cur,
+        "live": live,
+        "rollback_target": services.rollback_target(),
         "bot_settings": cfg,
         "chart_data": {"curve": curve, "threshold": cfg.threshold, "metrics": metrics},
-        "clusters": IntentCluster.objects.filter(name="")[:10],
+        "clusters": [{"cluster": c, "suggestion": suggestions.get(c.pk)} for c in unnamed],
         "unanswered": services.unanswered_questions(10),
         "jobs": Job.objects.filter(kind__startswith="support.")[:8],
         "widget_keys": WidgetKey.objects.all()[:5],
@@ -196,32 +216,67 @@ def upload_kb(request):
 @require_POST
 def train(request):
     job = enqueue(tasks.train_support, "support.train", user=request.user)
-    messages.success(request, f"Training queued as job #{job.pk}; the new version is promoted when it finishes.")
+    messages.success(request, f"Training queued as job #{job.pk}; the new version goes live when it finishes only "
+                              "if it is at least as good as the live one (otherwise it waits here as a candidate).")
     return redirect("support:dashboard")
 
 
+def _figures_diff(new: dict, old: dict | None) -> list[dict]:
+    """The version's held-out figures beside the live version's, for the confirm pages."""
+    names = [("answer_acc", "answer accuracy (right intent)"), ("recall3", "right answer in top 3"),
+             ("intent_acc", "classifier intent accuracy"), ("cov95", "coverage at 95% precision"),
+             ("heldout", "held-out questions"), ("pairs", "training pairs"), ("templates", "templates")]
+    return [{"name": label, "new": new.get(key), "old": (old or {}).get(key)} for key, label in names]
+
+
 @staff_member_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def promote(request, version: int):
-    try:
-        services.promote_version(version)
-        messages.success(request, f"Version {version} is now live.")
-    except services.VersionNotFound as exc:
-        raise Http404(str(exc)) from exc
-    except services.SupportError as exc:
-        messages.error(request, str(exc))
-    return redirect("support:dashboard")
+    """GET: what would change (figures and questions) and a confirm button; POST: promote."""
+    mv = next((v for v in services.versions() if v.version == version), None)
+    if mv is None:
+        raise Http404(f"There is no version {version} of the support bot.")
+    if request.method == "POST" and request.POST.get("confirm") == "yes":
+        try:
+            services.promote_version(version)
+            messages.success(request, f"Version {version} is now live.")
+        except services.VersionNotFound as exc:
+            raise Http404(str(exc)) from exc
+        except services.SupportError as exc:
+            messages.error(request, str(exc))
+        return redirect("support:dashboard")
+    cur = services.current_version()
+    row = _version_row(mv, cur)
+    live = _version_row(cur, cur) if cur else None
+    gate = (mv.metrics or {}).get("gate") or {}
+    return render(request, "support/confirm_version.html", {
+        "action": "promote", "version": row, "live": live, "figures": _figures_diff(row, live), "gate": gate,
+        "gate_is_current": bool(cur) and gate.get("live_version") == cur.version,
+    })
 
 
 @staff_member_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def rollback(request):
-    try:
-        mv = services.rollback_version()
-        messages.success(request, f"Rolled back to version {mv.version}.")
-    except services.SupportError as exc:
-        messages.error(request, str(exc))
-    return redirect("support:dashboard")
+    """GET: which version a roll back makes live, and a confirm button; POST: roll back."""
+    if request.method == "POST" and request.POST.get("confirm") == "yes":
+        try:
+            mv = services.rollback_version()
+            messages.success(request, f"Rolled back to version {mv.version}.")
+        except services.SupportError as exc:
+            messages.error(request, str(exc))
+        return redirect("support:dashboard")
+    cur, target = services.current_version(), services.rollback_target()
+    if target is None:
+        try:
+            services.rollback_version()  # says why there is nothing to roll back to
+        except services.SupportError as exc:
+            messages.error(request, str(exc))
+        return redirect("support:dashboard")
+    row, live = _version_row(target, cur), _version_row(cur, cur)
+    return render(request, "support/confirm_version.html", {
+        "action": "rollback", "version": row, "live": live, "figures": _figures_diff(row, live), "gate": {},
+    })
 
 
 @staff_member_required

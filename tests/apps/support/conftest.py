@@ -9,7 +9,7 @@ import pytest
 @pytest.fixture(scope="session")
 def bot_artifacts(tmp_path_factory):
     from aigc_core.registry import Registry
-    from apps.support.bot import build_bot
+    from apps.support.building import build_bot
     from apps.support.services import MODEL_NAME
     from tests.apps.support.factories import training_lists
 
