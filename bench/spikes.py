@@ -91,10 +91,11 @@ def excess_arrays(det, values, cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def notifications(e: np.ndarray, m: np.ndarray, vol: np.ndarray, threshold: float, growth: float,
-                  min_volume: float) -> np.ndarray:
+                  min_volume: float, rearm: int) -> np.ndarray:
     """``Detector.step``'s open / update / resolve rules at another threshold: 1.0 where a
     notification (alert opened or updated) would go out. Event-driven over numpy arrays
-    (an alert runs until the first negative excess); checked against ``detect()``."""
+    (an alert runs until the first negative excess; within ``rearm`` windows of the last
+    notification a new alert must top it by the growth factor); checked against ``detect()``."""
     n = len(e)
     out = np.zeros(n)
     lg = math.log(growth)
@@ -102,12 +103,23 @@ def notifications(e: np.ndarray, m: np.ndarray, vol: np.ndarray, threshold: floa
     first_neg_from = np.minimum.accumulate(idx[::-1])[::-1]  # first index >= k with e < 0
     cand = np.flatnonzero((e > threshold) & (e > m) & (vol >= min_volume))
     pos = 0
+    last_i, last = None, 0.0  # the last notification (index, excess)
     while True:
         ci = int(np.searchsorted(cand, pos))
         if ci >= len(cand):
             break
-        i = int(cand[ci])
-        out[i], last = 1.0, e[i]
+        if last_i is None:
+            i = int(cand[ci])
+        else:  # inside the re-arm span of the last notification only growth past it opens
+            cj = max(ci, int(np.searchsorted(cand, last_i + rearm)))
+            grown = np.flatnonzero(e[cand[ci:cj]] > last + lg)
+            if len(grown):
+                i = int(cand[ci + grown[0]])
+            elif cj < len(cand):
+                i = int(cand[cj])
+            else:
+                break
+        out[i], last, last_i = 1.0, e[i], i
         end = int(first_neg_from[i + 1]) if i + 1 < n else n  # the window that resolves it
         j = i + 1
         while j < end:
@@ -116,10 +128,14 @@ def notifications(e: np.ndarray, m: np.ndarray, vol: np.ndarray, threshold: floa
             if not seg[k]:
                 break
             j += k
-            out[j], last = 1.0, e[j]
+            out[j], last, last_i = 1.0, e[j], j
             j += 1
         pos = end + 1  # the resolving window cannot open a new alert
     return out
+
+
+def rearm_windows(cfg) -> int:
+    return int(round(cfg.rearm_s / STEP_S))
 
 
 def sweep_files(arrays, cfg, windows, profile, thresholds=THRESHOLDS) -> tuple[np.ndarray, list]:
@@ -128,7 +144,7 @@ def sweep_files(arrays, cfg, windows, profile, thresholds=THRESHOLDS) -> tuple[n
     per = np.zeros((len(thresholds), len(arrays)))
     for gi, th in enumerate(thresholds):
         for k, (e, m, vol) in enumerate(arrays):
-            det = notifications(e, m, vol, th, cfg.growth, cfg.min_volume)
+            det = notifications(e, m, vol, th, cfg.growth, cfg.min_volume, rearm_windows(cfg))
             per[gi, k] = nab.raw_score_at([(det, weights[k])], profile, 1.0)
     return per, weights
 
@@ -154,7 +170,7 @@ def operating_point(arrays, cfg, windows, series, threshold) -> dict:
     days = 0.0
     delays_start, delays_centre = [], []
     for (e, m, vol), wins in zip(arrays, windows, strict=True):
-        det = notifications(e, m, vol, threshold, cfg.growth, cfg.min_volume)
+        det = notifications(e, m, vol, threshold, cfg.growth, cfg.min_volume, rearm_windows(cfg))
         prob = nab.probation_length(len(det))
         det[:prob] = 0
         days += (len(det) - prob) * STEP_S / 86400
@@ -180,14 +196,19 @@ def operating_point(arrays, cfg, windows, series, threshold) -> dict:
 
 
 def check_against_detect(det, series, cfg) -> None:
-    """The sweep's state machine must agree with the app's own detect() at the shipped threshold."""
-    for s in series[:3]:
+    """The sweep's state machine must agree with the app's own detect(): every series at the
+    shipped threshold, and three of them at a lower and a higher one."""
+    from dataclasses import replace
+
+    for k, s in enumerate(series):
         e, m, vol = excess_arrays(det, s.values, cfg)
-        mine = np.flatnonzero(notifications(e, m, vol, cfg.threshold, cfg.growth, cfg.min_volume))
-        theirs = sorted(int(ev.t / STEP_S) for ev in det.detect(s.values, cfg, step_s=STEP_S)
-                        if ev.kind in ("firing", "updated"))
-        if list(mine) != theirs:
-            raise AssertionError(f"the threshold sweep disagrees with detect() on {s.name}")
+        for th in (cfg.threshold, 0.4, 1.2) if k < 3 else (cfg.threshold,):
+            c = replace(cfg, threshold=th)
+            mine = np.flatnonzero(notifications(e, m, vol, th, c.growth, c.min_volume, rearm_windows(c)))
+            theirs = sorted(int(round(ev.t / STEP_S)) for ev in det.detect(s.values, c, step_s=STEP_S)
+                            if ev.kind in ("firing", "updated"))
+            if list(mine) != theirs:
+                raise AssertionError(f"the threshold sweep disagrees with detect() on {s.name} at {th}")
 
 
 def run(quick: bool) -> dict:
