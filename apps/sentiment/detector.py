@@ -49,7 +49,7 @@ class DetectorConfig:
     history_s: float = 10 * DAY  # the baseline: this much time before each window
     warmup_s: float = 1 * DAY    # history needed before a window can alert
     quantile: float = 0.99       # "busiest 1%": the baseline level (nearest rank)
-    rearm_s: float = 1 * DAY     # a new alert must top every point of this much time before it
+    rearm_s: float = 1 * DAY     # a new alert must top every point of this span, and grow past a notice in it
     growth: float = 2.0          # an open alert is re-notified when the excess grows by this factor
     threshold: float = math.log(2.0)  # log-excess above which an alert opens: 2× the busiest 1%
     min_volume: float = 3.0      # a window needs at least this many items to open an alert
