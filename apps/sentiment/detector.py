@@ -17,7 +17,12 @@ Alerts, once per burst (``Detector.step``):
   or a daily peak that recurs at the same height, cannot open a second one;
 - while open, it is *updated* (the same alert, a new notification) only when
   the burst grows past the last notified level by ``growth`` (×2);
-- it resolves when ``e < 0`` (the window is back inside the busiest 1%).
+- it resolves when ``e < 0`` (the window is back inside the busiest 1%);
+- the re-arm span is also the memory of the last notification: within
+  ``rearm_s`` of it, a *new* alert must grow past that notification's level by
+  ``growth`` too, exactly as an update would have to. A burst that dips back
+  under its baseline for an hour and comes back a little higher is the same
+  story, so it does not page anyone a second time; a burst twice as big does.
 
 ``direction="low"`` mirrors the rule for a drop in volume (a feed outage):
 ``e = q_low(history) - log(x + c)`` with the quantile taken from the bottom,
@@ -44,7 +49,7 @@ class DetectorConfig:
     history_s: float = 10 * DAY  # the baseline: this much time before each window
     warmup_s: float = 1 * DAY    # history needed before a window can alert
     quantile: float = 0.99       # "busiest 1%": the baseline level (nearest rank)
-    rearm_s: float = 1 * DAY     # a new alert must top every point of this much time before it
+    rearm_s: float = 1 * DAY     # a new alert must top every point of this span, and grow past a notice in it
     growth: float = 2.0          # an open alert is re-notified when the excess grows by this factor
     threshold: float = math.log(2.0)  # log-excess above which an alert opens: 2× the busiest 1%
     min_volume: float = 3.0      # a window needs at least this many items to open an alert
@@ -145,6 +150,8 @@ class Detector:
         self.recent = RollingMax(self.config.rearm_s)
         self.state = AlertState()
         self.first_t: float | None = None
+        # (time, excess) of the last notification (firing or update), kept across alerts.
+        self.last_notice: tuple[float, float] | None = None
 
     def score(self, t: float, value: float) -> Point:
         cfg = self.config
@@ -160,6 +167,15 @@ class Detector:
         level = math.exp(lq) - cfg.offset
         return Point(t, value, round(level, 6), e if warm else -math.inf, math.exp(e), warm)
 
+    def recently_notified(self, t: float, e: float) -> bool:
+        """True when a notification went out within the re-arm span before ``t`` and
+        ``e`` has not grown past its level by the growth factor (the update rule, applied
+        across a resolution: the same burst, not a new one)."""
+        if self.last_notice is None:
+            return False
+        t0, e0 = self.last_notice
+        return t - t0 < self.config.rearm_s and e <= e0 + math.log(self.config.growth)
+
     def step(self, t: float, value: float, volume: float | None = None) -> tuple[Point, list[Event]]:
         cfg, s = self.config, self.state
         p = self.score(t, value)
@@ -172,14 +188,17 @@ class Detector:
             elif e > s.notified_excess + math.log(cfg.growth):
                 s.notified_excess = e
                 s.peak_excess = max(s.peak_excess, e)
+                self.last_notice = (t, e)
                 events.append(Event("updated", t, s.started, p))
             else:
                 s.peak_excess = max(s.peak_excess, e)
         else:
             vol = value if volume is None else volume
             ok_volume = cfg.direction == "low" or vol >= cfg.min_volume
-            if p.warm and e > cfg.threshold and e > self.recent.max_before(t) and ok_volume:
+            if p.warm and e > cfg.threshold and e > self.recent.max_before(t) and ok_volume \
+                    and not self.recently_notified(t, e):
                 self.state = AlertState(True, t, e, e)
+                self.last_notice = (t, e)
                 events.append(Event("firing", t, t, p))
         self.recent.max_before(t)
         if p.warm:

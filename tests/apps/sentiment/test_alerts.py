@@ -92,6 +92,21 @@ def test_a_burst_that_grows_past_the_factor_updates_the_same_alert():
     assert list(WebhookMessage.objects.values_list("event_type", flat=True)) == ["alert.firing", "alert.updated"]
 
 
+@pytest.mark.parametrize("comeback, expected", [(15, 1), (40, 2)])
+def test_a_burst_that_dips_and_comes_back_pages_again_only_when_it_has_doubled(comeback, expected):
+    # 10 items, three quiet hours (the alert resolves), then the comeback: within the re-arm span of the
+    # last notification a new alert must have grown past it by the growth factor, as an update must.
+    burst_rule(history_days=5, growth=2.0)
+    background = [1, 2, 1, 0, 1, 2] * 20
+    hourly(background + [10, 1, 2, 1, comeback, 1, 2, 1, 0])
+    alerts.evaluate_rules(now=at(len(background) + 9, 10))
+    assert Alert.objects.count() == expected
+    assert [a.started_at for a in Alert.objects.order_by("started_at")] == \
+        [at(len(background)), at(len(background) + 4)][:expected]
+    assert list(WebhookMessage.objects.values_list("event_type", flat=True)) == \
+        ["alert.firing", "alert.resolved"] * expected
+
+
 def test_items_classified_after_their_windows_first_evaluation_still_raise_the_alert():
     burst_rule()
     hourly(BACKGROUND)

@@ -110,3 +110,35 @@ def test_the_detector_is_incremental():
     for i, v in enumerate(values):
         stepped += det.step(i * STEP, float(v))[1]
     assert [(e.kind, e.t) for e in whole] == [(e.kind, e.t) for e in stepped]
+
+
+def test_a_burst_that_dips_and_comes_back_a_little_higher_is_one_alert():
+    # Two hours of burst, four quiet hours (the alert resolves), two hours a little higher:
+    # within the re-arm span the return is the same story unless it grows past the factor.
+    values = daily_cycle(seed=11)
+    values[500:502] += 150
+    values[506:508] += 200
+    events = detect(values, DetectorConfig(growth=2.0), step_s=STEP)
+    assert kinds(events) == ["firing", "resolved"]
+    assert events[0].t == 500 * STEP
+
+
+def test_a_return_that_grows_past_the_factor_is_a_new_alert():
+    values = daily_cycle(seed=11)
+    values[500:502] += 150
+    values[506:508] += 1500  # ten times the first burst
+    events = detect(values, DetectorConfig(growth=2.0), step_s=STEP)
+    assert kinds(events) == ["firing", "resolved", "firing", "resolved"]
+    assert events[2].t == 506 * STEP
+
+
+def test_the_memory_of_the_last_alert_ends_with_the_rearm_span():
+    values = daily_cycle(seed=12)
+    values[500:502] += 150
+    values[530:532] += 180  # 30 hours later: past the 24-hour re-arm span
+    cfg = DetectorConfig(rearm_s=DAY)
+    fired = [int(f / STEP) for f, _ in fired_intervals(detect(values, cfg, step_s=STEP))]
+    assert fired == [500, 530]
+    # With a two-day re-arm span the second burst is the same story (and no higher than ×2).
+    assert [int(f / STEP) for f, _ in fired_intervals(detect(values, DetectorConfig(rearm_s=2 * DAY),
+                                                              step_s=STEP))] == [500]
