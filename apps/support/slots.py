@@ -234,12 +234,14 @@ def templatize(reply: str, known_names: set[str] | None = None,
             add(m.group(1))
     text, urls = _mask(text, URL, "U")
     text, clock = _mask(text, ROUND_THE_CLOCK, "C")
+    kept: list[str] = []
 
     for slot, pattern in (("email", EMAIL), ("phone", PHONE), ("amount", AMOUNT), ("date", DATE),
                           ("account_id", ACCOUNT_ID), ("order_id", ORDER_ID)):
         def repl(m: re.Match, slot: str = slot) -> str:
             if slot in ("email", "phone", "amount") and normalise_value(_value(m)) in constants:
-                return m.group(0)
+                kept.append(m.group(0))  # the shop's own: later patterns must not take its digits
+                return _MARK.format(tag="K", n=f"z{len(kept)}z")
             add(slot)
             return _replace_value(m, "{" + slot + "}")
 
@@ -254,7 +256,7 @@ def templatize(reply: str, known_names: set[str] | None = None,
             if n:
                 text = new
                 add("name")
-    text = _unmask(_unmask(_unmask(text, clock, "C"), urls, "U"), raw, "P")
+    text = _unmask(_unmask(_unmask(_unmask(text, kept, "K"), clock, "C"), urls, "U"), raw, "P")
     return text, slots
 
 
