@@ -118,6 +118,42 @@ def test_a_kb_answer_names_its_article(trained_bot):
     assert reply.sources[0]["title"] == "Shipping abroad" and reply.sources[0]["url"]
 
 
+def test_a_streamed_llm_reply_stops_before_the_words_that_claim_an_action(client, trained_bot, settings):
+    import json
+
+    from django.core.cache import cache
+
+    from apps.support.models import Message, WidgetKey
+    from tests.apps.support.test_streaming import (
+        KB_QUESTION,
+        ORIGIN,
+        LLMServer,
+        parse,
+        start_conversation,
+        stream_args,
+    )
+
+    cache.clear()
+    BotSettings.objects.update_or_create(pk=1, defaults={"threshold": 0.5})
+    widget = WidgetKey.objects.create(name="shop", allowed_origins=[ORIGIN], rate_limit_per_minute=50)
+    llm = LLMServer()
+    llm.pieces = ["We have", " refunded", " order #123", " for you."]
+    llm.release.set()
+    settings.SUPPORT_LLM_URL, settings.AIGC_ALLOW_PRIVATE_URLS = llm.url, True
+    try:
+        conv = start_conversation(client, widget)
+        events = [parse(c.decode()) for c in client.post(**stream_args(widget, conv, KB_QUESTION)).streaming_content]
+    finally:
+        llm.server.shutdown()
+        cache.clear()
+    shown = "".join(d["t"] for e, d in events if e == "token")
+    assert "refunded" not in shown and "#123" not in shown, events
+    stored = Message.objects.get(role="bot")
+    assert stored.answer_kind == "kb" and "7 to 12 working days" in stored.text
+    assert events[-2] == ("replace", {"t": stored.text}) and events[-1][1]["message"]["text"] == stored.text
+    assert json.dumps(events).count("refunded") == 0
+
+
 # -- the slots and the guard on their own --------------------------------------------------------
 
 def test_available_24_7_survives_slot_extraction():
