@@ -42,7 +42,8 @@ _ACTIONS_BASE = (
     r"re-?send|e-?mail|forward|apply|add|remove|delete|start|initiate|open|close|create|reserve|book|schedule|"
     r"arrange|replace|exchange|reset|unlock|block|unblock|activate|deactivate|unsubscribe|upgrade|extend|"
     r"approve|authori[sz]e|waive|reverse|adjust|transfer|charge|escalate|submit|file|raise|release|"
-    r"set up|take care of|sort out|fix|resolve|arrange for|get .{1,20} (?:sent|shipped|refunded)"
+    r"set up|take care of|sort out|fix|resolve|arrange for|get .{1,20} (?:sent|shipped|refunded)|"
+    r"call (?:you|them)(?: back)?|ring you|phone you|contact you|get back to you"
 )
 _AGENT = r"\b(?:I|we)(?:'ve|'d|’ve| have| had)?(?:\s+(?:just|now|already|also|successfully|gone ahead and|personally))*\s+"
 CLAIMED_ACTION = re.compile(rf"{_AGENT}(?:{_ACTIONS_PAST})\b", re.I)
@@ -55,18 +56,22 @@ PROMISED_ACTION = re.compile(
 _THING = (r"(?:order|orders|refund|parcel|package|shipment|item|items|replacement|return|payment|account|exchange|"
           r"invoice|label|code|voucher|credit|subscription|delivery|address|request|claim|case|ticket|money|"
           r"difference|cancellation|reservation|booking|card|password)")
-_STATUS = (
-    rf"(?:has been|have been|had been|was|were|is being|are being|got|is now|are now|is already|are already)"
-    rf"(?:\s+(?:now|already|just|successfully|fully))*\s+(?:{_ACTIONS_PAST})"
-    r"|(?:shipped|dispatched|arrived|left (?:our|the) warehouse|is on its way|are on their way|is out for delivery|"
-    r"is in transit|was delivered|has arrived|is ready for (?:pick-?up|collection)|is being (?:packed|prepared|processed))"
-)
-STATUS_CLAIM = re.compile(rf"\b(?:your|the|this|that|my)\s+(?:\w+\s+){{0,2}}{_THING}\b[^.!?\n]{{0,60}}?\b(?:{_STATUS})\b",
-                          re.I)
+_AUX = (r"(?:has been|have been|had been|was|were|is being|are being|got|is now|are now|is already|are already)"
+        r"(?:\s+(?:now|already|just|successfully|fully))*")
+_MOVED = (r"(?:shipped|dispatched|arrived|left (?:our|the) warehouse|is on its way|are on their way|is out for delivery|"
+          r"is in transit|was delivered|has arrived|is ready for (?:pick-?up|collection)|is being (?:packed|prepared|processed))")
+_OWNER = r"\b(?:your|the|this|that|my)\s+(?:\w+\s+){0,2}"
+STATUS_CLAIM = re.compile(
+    # "the refund for order {order_id} was issued": a passive report, a few words apart.
+    rf"{_OWNER}{_THING}\b(?:(?!\bnot\b)[^.!?\n]){{0,60}}?\b{_AUX}\s+(?:{_ACTIONS_PAST})\b"
+    # "your order {order_id} shipped": the thing, maybe its number, then the news.
+    rf"|{_OWNER}{_THING}\b(?:\s+(?:for\s+)?(?:order\s+)?(?:\{{order_id\}}|#\s?\w*\d\w*|\d{{3,}}))?"
+    rf"\s+(?:has\s+|have\s+)?{_MOVED}\b",
+    re.I)
 _ORDER_REF = r"(?:\{order_id\}|\{\{[^{}]*order[^{}]*\}\}|#\s?\w*\d\w*|\b\d{5,}\b)"
 ORDER_STATUS = re.compile(
     rf"{_ORDER_REF}[^.!?\n]{{0,40}}?\b(?:shipped|dispatched|arrived|delivered|is on its way|in transit|"
-    rf"out for delivery|was (?:{_ACTIONS_PAST})|has been (?:{_ACTIONS_PAST})|will arrive|should arrive|arrives)\b"
+    rf"out for delivery|(?:was|is|is now|has been) (?:{_ACTIONS_PAST})|will arrive|should arrive|arrives)\b"
     rf"|\b(?:shipped|dispatched|delivered|arrived|cancell?ed|refunded)\b[^.!?\n]{{0,20}}?{_ORDER_REF}",
     re.I)
 
@@ -80,11 +85,17 @@ class Problem:
         return f"{self.code}: {self.detail}"
 
 
+# "once the order has shipped", "as long as it has not shipped": a condition, not news.
+_CONDITION = re.compile(r"\b(?:once|when|whenever|after|until|till|before|if|unless|as soon as|as long as)\s+$", re.I)
+_NEGATED = re.compile(r"\b(?:not|never|n't)\b|n't\b", re.I)
+
+
 def claimed_action(text: str) -> str:
     """The words that claim an action or an order's status, or ''."""
     for pattern in (CLAIMED_ACTION, PROMISED_ACTION, STATUS_CLAIM, ORDER_STATUS):
-        m = pattern.search(text)
-        if m:
+        for m in pattern.finditer(text):
+            if _CONDITION.search(text[max(0, m.start() - 14):m.start()]) or _NEGATED.search(m.group(0)):
+                continue
             return m.group(0).strip()
     return ""
 

@@ -106,15 +106,19 @@ _SHOP_HINTS = re.compile(
     r"\b(?:support|service|company|store|shop|website|web ?site|url|link|site|hours?|office|team|department|"
     r"business|hotline|helpline|headquarters|our|address|program|platform|app|policy|brand|portal|"
     r"contact|chat|social|live)\b", re.I)
+# A customer slot only where the name says it is an identifier or a value of the customer
+# ("Order Number", "Customer Name", "Refund Amount"); "{{Online Order Interaction}}" is a
+# place in the shop's site, so a shop value.
+_ID = r"\b(?:number|no|nr|id|code|#)\b"
 _SLOT_BY_NAME = (
-    (re.compile(r"\b(?:order|invoice|ticket|tracking|parcel|package|shipment|reference|case|refund id)\b", re.I),
+    (re.compile(rf"\b(?:order|invoice|ticket|tracking|parcel|package|shipment|reference|case|refund)\b.*{_ID}", re.I),
      "order_id"),
-    (re.compile(r"\baccount|\bcustomer (?:id|number)|\bmember", re.I), "account_id"),
+    (re.compile(rf"\b(?:account|customer|member(?:ship)?|client|loyalty)\b.*{_ID}", re.I), "account_id"),
     (re.compile(r"\be-?mail\b", re.I), "email"),
     (re.compile(r"\b(?:phone|mobile|telephone)\b", re.I), "phone"),
-    (re.compile(r"\b(?:date|day|time)\b", re.I), "date"),
-    (re.compile(r"\b(?:amount|price|total|sum|balance|fee|cost|money)\b", re.I), "amount"),
-    (re.compile(r"\b(?:name|first name|last name|full name|client|customer|person)\b", re.I), "name"),
+    (re.compile(r"\bdate\b", re.I), "date"),
+    (re.compile(r"\b(?:amount|price|total|sum|balance|fee|cost)\b", re.I), "amount"),
+    (re.compile(r"^(?:(?:customer|client|person|user)(?:'s)? )?(?:full |first |last )?name$", re.I), "name"),
 )
 
 
