@@ -84,8 +84,14 @@ class AnswerTemplateForm(forms.ModelForm):
 
     class Meta:
         model = AnswerTemplate
-        fields = ["kind", "informational_variant"]
-        widgets = {"informational_variant": forms.Textarea(attrs={"rows": 3})}
+        fields = ["text", "kind", "informational_variant"]
+        widgets = {"text": forms.Textarea(attrs={"rows": 3}), "informational_variant": forms.Textarea(attrs={"rows": 3})}
+
+    def clean_text(self) -> str:
+        text = (self.cleaned_data.get("text") or "").strip()
+        if not text:
+            raise forms.ValidationError("The template needs a text.")
+        return text
 
     def clean_informational_variant(self) -> str:
         text = (self.cleaned_data.get("informational_variant") or "").strip()

@@ -165,14 +165,16 @@ class TemplateRules:
     kind: str
     approved: bool  # staff set the kind: their "informational" overrules the action test
     variant: str
+    text: str  # the wording as it stands now (staff may have edited it since training)
 
 
 def template_rules(template_id: int | None, text: str) -> TemplateRules:
-    row = (AnswerTemplate.objects.filter(pk=template_id).values("kind", "kind_set_by", "informational_variant")
+    row = (AnswerTemplate.objects.filter(pk=template_id).values("text", "kind", "kind_set_by", "informational_variant")
            .first() if template_id is not None else None)
     if row is None:  # a template the bot knows but the database no longer holds: judge its text
-        return TemplateRules(reply_guard.template_kind(text), False, "")
-    return TemplateRules(row["kind"], row["kind_set_by"] == "staff", row["informational_variant"].strip())
+        return TemplateRules(reply_guard.template_kind(text), False, "", text)
+    return TemplateRules(row["kind"], row["kind_set_by"] == "staff", row["informational_variant"].strip(),
+                         row["text"])
 
 
 def _handoff(cfg: BotSettings, cand, withheld: list[str], text: str | None = None) -> Reply:
@@ -182,17 +184,22 @@ def _handoff(cfg: BotSettings, cand, withheld: list[str], text: str | None = Non
 
 def template_reply(cand, values: dict[str, str], shop: dict[str, str], cfg: BotSettings) -> Reply:
     """The template the bot picked, filled, or a hand-off when it claims an action or a gap
-    stays open. An action-claiming template is replaced by its staff-approved variant."""
+    stays open. An action-claiming template is never sent: the hand-off says what the bot
+    cannot do, in the staff-approved informational variant when there is one."""
     rules = template_rules(cand.template_id, cand.template_text)
-    text, approved = cand.template_text, rules.approved
     if rules.kind == reply_guard.ACTION:
-        if not rules.variant:
-            order = values.get("order_id")
-            return _handoff(cfg, cand, ["action: the template claims an action"],
-                            ACTION_HANDOFF_TEXT.format(order=f" with your order number {order}" if order else ""))
-        text, approved = rules.variant, True
-    filled, _missing = slot_lib.fill(text, values, shop)
-    problems = reply_guard.check_reply(filled, action_approved=approved)
+        # What the customer asked for needs a person; the bot says so (in staff's words when
+        # they approved some) and the conversation waits for an agent.
+        withheld = ["action: the template claims an action"]
+        if rules.variant:
+            variant, _missing = slot_lib.fill(rules.variant, values, shop)
+            if not reply_guard.check_reply(variant, action_approved=True):
+                return _handoff(cfg, cand, withheld, variant)
+        order = values.get("order_id")
+        return _handoff(cfg, cand, withheld,
+                        ACTION_HANDOFF_TEXT.format(order=f" with your order number {order}" if order else ""))
+    filled, _missing = slot_lib.fill(rules.text, values, shop)
+    problems = reply_guard.check_reply(filled, action_approved=rules.approved)
     if problems:
         return _handoff(cfg, cand, [str(p) for p in problems])
     matched = cand.neighbours[0]["question"] if cand.neighbours else ""

@@ -12,6 +12,7 @@ from apps.common.jobs import enqueue
 from apps.common.models import Job
 from apps.common.staff import staff_member_required
 from apps.support import api, handoff, ingest, services, shop, tasks
+from apps.support import slots as slot_lib
 from apps.support.forms import AnswerTemplateForm, WidgetKeyEditForm, WidgetKeyForm
 from apps.support.models import AnswerTemplate, BotSettings, Conversation, IntentCluster, KBArticle, WidgetKey
 
@@ -369,7 +370,8 @@ def answer_template_edit(request, pk: int):
         if form.is_valid():
             tpl = form.save(commit=False)
             tpl.kind_set_by = "staff"
-            tpl.save(update_fields=["kind", "informational_variant", "kind_set_by"])
+            tpl.slots = slot_lib.slots_in(tpl.text)
+            tpl.save(update_fields=["text", "slots", "kind", "informational_variant", "kind_set_by"])
             messages.success(request, f"Template {tpl.pk} saved; the bot follows it from the next message on.")
             return redirect("support:templates")
         messages.error(request, "Nothing was saved; see the form.")

@@ -45,19 +45,29 @@ def test_it_marks_a_refunding_reply_action_claiming_and_never_sends_it(guarded_b
 def test_it_sends_the_staff_approved_variant_of_an_action_template(guarded_bot, staff_client):
     refund = AnswerTemplate.objects.get(intent="refund")
     variant = "I can't change orders myself; I'm passing this to an agent with your order number {order_id}."
-    resp = staff_client.post(f"/support/templates/{refund.pk}/", {"kind": "action", "informational_variant": variant})
+    resp = staff_client.post(f"/support/templates/{refund.pk}/",
+                             {"text": refund.text, "kind": "action", "informational_variant": variant})
     assert resp.status_code == 302 and resp["Location"] == "/support/templates/"
     refund.refresh_from_db()
     assert refund.kind_set_by == "staff" and refund.informational_variant == variant
     reply = ask("can I get a refund for order #999?")
-    assert reply.kind == "template" and not reply.handed_off
-    assert reply.text == variant.replace("{order_id}", "#999")
+    assert reply.handed_off and reply.text == variant.replace("{order_id}", "#999")
+    assert Conversation.objects.get().status == "waiting"  # the refund itself needs a person
+
+
+def test_staff_can_rewrite_a_template_as_informational(guarded_bot, staff_client):
+    refund = AnswerTemplate.objects.get(intent="refund")
+    text = "Hi {name}, refunds for order {order_id} go back to your card within 5 days of the return arriving."
+    staff_client.post(f"/support/templates/{refund.pk}/", {"text": text, "kind": "informational"})
+    reply = ask("My name is Zoe. Can I get a refund for order #999?")
+    assert not reply.handed_off and reply.kind == "template"
+    assert reply.text == "Hi Zoe, refunds for order #999 go back to your card within 5 days of the return arriving."
 
 
 def test_it_refuses_a_variant_that_still_claims_an_action(guarded_bot, staff_client):
     refund = AnswerTemplate.objects.get(intent="refund")
-    resp = staff_client.post(f"/support/templates/{refund.pk}/",
-                             {"kind": "action", "informational_variant": "I have refunded order {order_id}."})
+    resp = staff_client.post(f"/support/templates/{refund.pk}/", {
+        "text": refund.text, "kind": "action", "informational_variant": "I have refunded order {order_id}."})
     assert resp.status_code == 200 and "still claims an action" in resp.content.decode()
     refund.refresh_from_db()
     assert refund.informational_variant == "" and refund.kind_set_by == "auto"
