@@ -8,7 +8,8 @@ It refuses three things the bot cannot stand behind:
   order shipped yesterday"): the bot takes no actions and knows no order's status;
 - a gap still open: a slot or placeholder (``{order_id}``, ``{{Support phone}}``,
   ``[Company Name]``) the customer's message and the shop's settings did not fill;
-- a customer-specific value (order number, phone, e-mail, amount, date) that came
+- a customer-specific value (order number, phone, e-mail, amount, date, a name the
+  reply addresses) that came
   from neither the customer's own words nor the text the reply was built from
   (a generator recalling another customer's order number).
 
@@ -114,10 +115,11 @@ def foreign_values(text: str, allowed_text: str) -> list[str]:
     the shop's values, the passages a reply was built from) does not hold."""
     allowed = {slot_lib.normalise_value(v) for v in slot_lib.values_in(allowed_text)}
     allowed_digits = re.sub(r"\D", "", allowed_text)
+    allowed_lower = allowed_text.lower()
     out = []
     for value in slot_lib.values_in(text):
         norm = slot_lib.normalise_value(value)
-        if norm in allowed or (norm.isdigit() and norm in allowed_digits):
+        if norm in allowed or (norm.isdigit() and norm in allowed_digits) or value.lower() in allowed_lower:
             continue
         out.append(value)
     return out

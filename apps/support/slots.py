@@ -84,11 +84,16 @@ def _replace_value(m: re.Match, replacement: str) -> str:
 
 # "Hi Anna," at the start of an agent reply; "my name is Anna" in a customer message.
 GREETING_NAME = re.compile(r"^(?P<greet>(?:Hi|Hello|Hey|Dear|Thanks|Thank you),?) (?P<name>[A-Z][a-z]{1,20})\b")
+# "…for you, Anna." / "Done, Zoe:": a name the agent addresses at the end of a clause.
+VOCATIVE_NAME = re.compile(r"(?:,\s|^)(?P<name>[A-Z][a-z]{1,20})(?=\s*[.!?:](?:\s|$))")
 SELF_NAME = re.compile(r"\b(?:[Mm]y name is|[Tt]his is|[Ii] am|[Ii]'m)\s+(?P<name>[A-Z][a-z]{1,20})\b")
 _NOT_NAMES = {
     "Not", "Still", "Very", "So", "Really", "Just", "Trying", "Looking", "Waiting", "Sorry", "Here",
     "There", "Back", "Unable", "Having", "Getting", "Going", "The", "Your", "Our", "We", "You", "It",
-    "Team", "All", "Everyone", "Again", "Customer", "Sir", "Madam",
+    "Team", "All", "Everyone", "Again", "Customer", "Sir", "Madam", "Thanks", "Done", "Today", "Tomorrow",
+    "Yesterday", "Please", "Yes", "No", "Ok", "Okay", "Great", "Perfect", "Sure", "Hi", "Hello", "Cheers", "Regards",
+    "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday", "Support", "Now", "Later",
+    "Soon", "Too", "Also", "Instead", "Online", "Europe", "Germany", "Canada",
 }
 
 # Customer slots a template may still read well without: the name and the order number
@@ -201,7 +206,18 @@ def slot_values(text: str) -> list[tuple[str, str]]:
         for m in pattern.finditer(rest):
             out.append((slot, _value(m)))
         rest = pattern.sub(" ", rest)
+    out.extend(("name", n) for n in addressed_names(text))
     return out
+
+
+def addressed_names(text: str) -> list[str]:
+    """Names an agent addresses: "Hi Anna," at the start, "…for you, Anna." after a comma."""
+    names = []
+    m = GREETING_NAME.match(text.strip())
+    if m and m.group("name") not in _NOT_NAMES:
+        names.append(m.group("name"))
+    names += [m.group("name") for m in VOCATIVE_NAME.finditer(text) if m.group("name") not in _NOT_NAMES]
+    return list(dict.fromkeys(names))
 
 
 def values_in(text: str) -> list[str]:
@@ -254,6 +270,14 @@ def templatize(reply: str, known_names: set[str] | None = None,
     if m and m.group("name") not in _NOT_NAMES:
         text = f"{m.group('greet')} {{name}}" + text[m.end():]
         add("name")
+
+    def vocative(m: re.Match) -> str:
+        if m.group("name") in _NOT_NAMES:
+            return m.group(0)
+        add("name")
+        return m.group(0)[: m.start("name") - m.start()] + "{name}"
+
+    text = VOCATIVE_NAME.sub(vocative, text)
     for name in sorted(known_names or (), key=len, reverse=True):
         if name and name not in _NOT_NAMES:
             new, n = re.subn(rf"\b{re.escape(name)}\b", "{name}", text)

@@ -179,6 +179,8 @@ def test_available_24_7_survives_slot_extraction():
     ("Call Tom on +44 20 7946 0958 or (555) 123-4567.", "Call Tom on {phone} or {phone}."),
     ("We refunded 23.50 EUR on 3 October to anna@example.com.", "We refunded {amount} on {date} to {email}."),
     ("See {{Order Number}} and [Company Name] at {{Website URL}}.", "See {order_id} and {{Company Name}} at {{Website URL}}."),
+    ("Your parcel is out for delivery today, Freya.", "Your parcel is out for delivery today, {name}."),
+    ("We accept Visa, Mastercard, PayPal and Klarna.", "We accept Visa, Mastercard, PayPal and Klarna."),
 ])
 def test_it_turns_every_customer_value_into_a_slot(reply, template):
     assert slot_lib.templatize(reply)[0] == template
@@ -215,6 +217,8 @@ def test_the_guard_refuses_open_placeholders_and_values_from_elsewhere():
     problems = reply_guard.check_reply("Your number is #40013.", allowed_text="refund order 55501")
     assert [(p.code, p.detail) for p in problems] == [("foreign_value", "#40013")]
     assert reply_guard.check_reply("About order #55501.", allowed_text="refund order 55501 please") == []
+    assert [p.detail for p in reply_guard.check_reply("Sorted, Anna.", allowed_text="I'm Zoe")] == ["Anna"]
+    assert reply_guard.check_reply("Sorted for you, Zoe.", allowed_text="I'm Zoe, hi") == []
 
 
 def test_the_demo_transcripts_yield_no_informational_template_that_claims_an_action():
