@@ -234,3 +234,18 @@ def test_the_demo_transcripts_yield_no_informational_template_that_claims_an_act
         assert not reply_guard.check_reply(filled), tpl.text
     # The shipping fee every agent quotes is the shop's own and stays; customers' numbers do not.
     assert "4.95 EUR" in AnswerTemplate.objects.get(intent="shipping_cost").text
+
+
+def test_the_templates_page_shows_each_kind_and_what_it_waits_for(staff_client):
+    from django.test import Client
+
+    ingest.ingest_transcripts(as_jsonl(guard_transcript_rows()), "guard.jsonl")
+    assert Client().get("/support/templates/").status_code == 302  # staff only
+    page = staff_client.get("/support/templates/").content.decode()
+    refund = AnswerTemplate.objects.get(intent="refund")
+    line = AnswerTemplate.objects.get(intent="support_phone")
+    assert f'data-template="{refund.pk}" data-kind="action"' in page
+    assert f'data-template="{line.pk}" data-kind="informational"' in page
+    assert "waits for Customer Support Phone Number" in page
+    edit = staff_client.get(f"/support/templates/{refund.pk}/").content.decode()
+    assert 'name="informational_variant"' in edit and "csrfmiddlewaretoken" in edit
