@@ -121,6 +121,7 @@ def evaluate(questions: list[dict], foreign_values: set[str], foreign_names: set
             counts["placeholder"] += 1
             examples["placeholder"].append(reply.text[:160])
         own = {slot_lib.normalise_value(v) for v in slot_lib.values_in(q["text"])}
+        own |= {w.lower() for w in re.findall(r"\b[A-Z][a-z]+\b", q["text"])}  # "my name is Sami": the asker's own
         quoted = {slot_lib.normalise_value(v) for v in slot_lib.values_in(reply.text)} - own
         leaked = (quoted & foreign_values) | (_names_in(reply.text, foreign_names) - _names_in(q["text"], foreign_names))
         if leaked:
