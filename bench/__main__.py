@@ -1,4 +1,4 @@
-"""python -m bench all|intent|sentiment|spikes|recommend|lm|gan|retrieval|serving [--quick]"""
+"""python -m bench all|intent|sentiment|spikes|recommend|lm|gan|retrieval|serving|support_replies [--quick]"""
 from __future__ import annotations
 
 import argparse

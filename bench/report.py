@@ -11,7 +11,7 @@ from typing import Any
 
 from bench.harness import RESULTS_DIR
 
-AREAS = ["intent", "sentiment", "spikes", "recommend", "lm", "gan", "retrieval", "serving", "soak"]
+AREAS = ["intent", "sentiment", "spikes", "recommend", "lm", "gan", "retrieval", "serving", "soak", "support_replies"]
 TITLES = {
     "intent": "1. Intent detection — BANKING77",
     "sentiment": "2. Financial sentiment — Financial PhraseBank",
@@ -22,6 +22,7 @@ TITLES = {
     "retrieval": "7. Retrieval — FAISS",
     "serving": "8. Serving — gunicorn + PostgreSQL + Redis + worker",
     "soak": "9. Soak — mixed load on the run command's server (`python -m bench.soak --minutes 30`)",
+    "support_replies": "10. Support replies a customer can trust — demo + realistic transcripts",
 }
 
 
@@ -165,6 +166,12 @@ def headline(area: str, d: dict) -> str:
         c = {x["clients"]: x for x in d["chat"]}
         return (f"chat p50/p95 {c[1]['p50_ms']:.0f}/{c[1]['p95_ms']:.0f} ms (1 client), "
                 f"{c[32]['replies_per_s']:.1f} replies/s at 32 clients; score(100) p50 {d['recommend']['score_ms']['p50']:.0f} ms")
+    if area == "support_replies":
+        return "; ".join(
+            f"{name}: claims an action {_pct(x['claims_action_share'])}, placeholder "
+            f"{_pct(x['unfilled_placeholder_share'])}, other conversation's data "
+            f"{_pct(x['other_conversation_data_share'])}, confidently wrong {_pct(x['confidently_wrong_share'])} "
+            f"(answered {_pct(x['answered_share'])})" for name, x in r.items())
     if area == "soak":
         p, ops = d["pipeline"], d["ops"]
         return (f"{d['seconds'] / 60:.0f} min: {sum(o['errors'] for o in ops.values())} errors, "

@@ -29,9 +29,20 @@ class ConversationAdmin(admin.ModelAdmin):
 
 @admin.register(models.AnswerTemplate)
 class AnswerTemplateAdmin(admin.ModelAdmin):
-    list_display = ["id", "intent", "uses", "source", "text"]
-    list_filter = ["intent", "source"]
-    search_fields = ["text"]
+    list_display = ["id", "intent", "kind", "kind_set_by", "uses", "source", "text"]
+    list_filter = ["kind", "intent", "source"]
+    search_fields = ["text", "informational_variant"]
+
+    def save_model(self, request, obj, form, change):
+        if {"kind", "informational_variant"} & set(form.changed_data):
+            obj.kind_set_by = "staff"  # the import no longer decides this template's kind
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(models.ShopSetting)
+class ShopSettingAdmin(admin.ModelAdmin):
+    list_display = ["name", "value", "updated_at"]
+    search_fields = ["name", "value"]
 
 
 @admin.register(models.TranscriptPair)

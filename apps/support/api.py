@@ -3,6 +3,8 @@
 versions. The public widget endpoints live in ``widget_api``."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -134,13 +136,39 @@ def _check_size(data: bytes) -> None:
         raise ValidationError({"detail": f"the upload is larger than {settings.AIGC_MAX_UPLOAD_BYTES} bytes"})
 
 
-def queue_transcripts(data: bytes, filename: str, user=None):
-    """Check the file now (line-numbered errors before anything is queued), then queue the import."""
+@dataclass
+class QueuedImport:
+    """What an upload led to: a job, or none when every pair was imported before."""
+
+    job: object | None
+    pairs_new: int
+    pairs_known: int
+
+    @property
+    def message(self) -> str:
+        if self.job is None:
+            return f"Already imported: all {self.pairs_known} question/answer pairs of this file are stored; 0 added."
+        known = f" ({self.pairs_known} already imported are skipped)" if self.pairs_known else ""
+        return f"Import of {self.pairs_new} new question/answer pairs{known} queued as job #{self.job.pk}."
+
+    def as_dict(self) -> dict:
+        return {"job": self.job.pk if self.job else None, "state": self.job.state if self.job else "skipped",
+                "pairs_new": self.pairs_new, "pairs_known": self.pairs_known, "detail": self.message}
+
+
+def queue_transcripts(data: bytes, filename: str, user=None) -> QueuedImport:
+    """Check the whole file now (line-numbered errors before anything is queued), then queue
+    the import of the pairs not imported before (none new: nothing is queued)."""
     _check_size(data)
-    ingest.parse_transcripts(data, filename)
+    _turns, pairs = ingest.validate_transcripts(data, filename)
+    hashes = {ingest.pair_hash(p.conversation, p.question, p.answer) for p in pairs}
+    known = len(ingest.known_pairs(pairs))
+    if known == len(hashes):
+        return QueuedImport(None, 0, len(pairs))
     name = services.store_upload(data, ".csv" if filename.lower().endswith(".csv") else ".jsonl")
-    return enqueue(tasks.ingest_transcripts, "support.ingest", user=user,
-                   params={"filename": filename, "bytes": len(data)}, upload=name, filename=filename)
+    job = enqueue(tasks.ingest_transcripts, "support.ingest", user=user,
+                  params={"filename": filename, "bytes": len(data)}, upload=name, filename=filename)
+    return QueuedImport(job, len(hashes) - known, len(pairs) - (len(hashes) - known))
 
 
 def queue_kb(files: list[tuple[str, bytes]], user=None):
@@ -186,10 +214,11 @@ class IngestTranscripts(SupportAPIView):
         if not data:
             raise ValidationError({"detail": "send the transcripts as a 'file' field or as the request body"})
         try:
-            job = queue_transcripts(data, filename, _user(request))
+            queued = queue_transcripts(data, filename, _user(request))
         except ingest.IngestError as exc:
             raise ValidationError({"detail": str(exc), "errors": exc.errors}) from exc
-        return Response({"job": job.pk, "state": job.state}, status=status.HTTP_202_ACCEPTED)
+        return Response(queued.as_dict(),
+                        status=status.HTTP_202_ACCEPTED if queued.job else status.HTTP_200_OK)
 
 
 class KBArticleSerializer(serializers.Serializer):

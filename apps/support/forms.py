@@ -1,11 +1,14 @@
-"""Staff forms of the support app: a widget key (created and edited on /support/widget-keys/)."""
+"""Staff forms of the support app: a widget key (created and edited on /support/widget-keys/)
+and an answer template's kind and informational variant (/support/templates/)."""
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
 from django import forms
 
-from apps.support.models import WidgetKey
+from apps.support import reply_guard
+from apps.support import slots as slot_lib
+from apps.support.models import AnswerTemplate, WidgetKey
 
 
 def parse_origins(raw: str) -> list[str]:
@@ -74,3 +77,35 @@ class WidgetKeyEditForm(WidgetKeyForm):
     class Meta(WidgetKeyForm.Meta):
         fields = [*WidgetKeyForm.Meta.fields, "active"]
         labels = {**WidgetKeyForm.Meta.labels, "active": "Enabled (a disabled key stops answering at once)"}
+
+
+class AnswerTemplateForm(forms.ModelForm):
+    """Staff decide whether a template claims an action, and what the bot says instead."""
+
+    class Meta:
+        model = AnswerTemplate
+        fields = ["text", "kind", "informational_variant"]
+        widgets = {"text": forms.Textarea(attrs={"rows": 3}), "informational_variant": forms.Textarea(attrs={"rows": 3})}
+
+    def clean_text(self) -> str:
+        text = (self.cleaned_data.get("text") or "").strip()
+        if not text:
+            raise forms.ValidationError("The template needs a text.")
+        return text
+
+    def clean_informational_variant(self) -> str:
+        text = (self.cleaned_data.get("informational_variant") or "").strip()
+        if not text:
+            return ""
+        claim = reply_guard.claimed_action(text)
+        if claim:
+            raise forms.ValidationError(
+                f"The variant still claims an action (\u201c{claim}\u201d); write what the bot can say "
+                "without acting, e.g. \u201cI'm passing this to a colleague with your order number {order_id}.\u201d")
+        unknown = [ph for ph in reply_guard.open_placeholders(text)
+                   if not slot_lib.PLACEHOLDER.fullmatch(ph) and not slot_lib.SHOP_VALUE.fullmatch(ph)]
+        if unknown:
+            raise forms.ValidationError(
+                f"Unknown placeholder {unknown[0]}: use {{order_id}}, {{name}}, {{email}}, {{phone}}, {{date}}, "
+                "{amount}, {account_id} for the customer's values or {{Value name}} for the shop's.")
+        return text

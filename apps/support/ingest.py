@@ -11,6 +11,7 @@ nothing.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from collections import Counter, defaultdict
@@ -26,6 +27,7 @@ from django.utils.text import slugify
 
 from apps.common.csvparse import CSVInputError, read_csv
 from apps.common.jsonparse import JSONInputError, clean_text, parse_json
+from apps.support import reply_guard
 from apps.support import slots as slot_lib
 from apps.support.models import AnswerTemplate, IntentCluster, KBArticle, KBChunk, TranscriptPair
 
@@ -35,6 +37,10 @@ MAX_ERRORS = 20  # errors listed in one report
 MAX_TEXT = 4000  # characters per turn
 TEMPLATE_MIN_SIM = 0.9  # replies at least this similar (after slot removal) share a template
 CLUSTER_MIN_SIM = 0.6  # unlabelled questions at least this similar (average link) share a cluster
+# A phone number, e-mail or amount agents quote in this many different conversations is the
+# shop's own (its support line, its shipping fee) and stays in the template as written; one
+# quoted in fewer is a customer's and becomes a slot.
+SHOP_VALUE_MIN_CONVERSATIONS = 5
 SPEAKERS = {
     "customer": "customer", "user": "customer", "visitor": "customer", "client": "customer",
     "agent": "agent", "staff": "agent", "support": "agent", "operator": "agent",
@@ -73,11 +79,13 @@ class Pair:
 @dataclass
 class IngestResult:
     turns: int
-    pairs: int
+    pairs: int  # pairs added by this import
     templates_new: int
     templates_total: int
     clusters: int
     batch: str
+    pairs_known: int = 0  # pairs of the file imported before (same conversation id and text)
+    message: str = ""
 
     def as_dict(self) -> dict:
         return self.__dict__.copy()
@@ -230,6 +238,61 @@ def pair_turns(turns: list[Turn]) -> list[Pair]:
     return pairs
 
 
+def pair_hash(conversation: str, question: str, answer: str) -> str:
+    """What a pair is known by on re-import: its conversation id and both texts."""
+    return hashlib.sha256("\x1f".join([conversation, question, answer]).encode()).hexdigest()
+
+
+def unanswered_conversations(turns: list[Turn]) -> list[str]:
+    """'line N: ...' for each conversation where no customer turn got an agent reply
+    (nothing can be learned from it, and it is most often a cut-off export). A closing
+    "thanks" after the last agent reply is normal and not listed."""
+    answered: set[str] = set()
+    first_customer: dict[str, Turn] = {}
+    asked: set[str] = set()
+    for t in turns:
+        if t.speaker == "customer":
+            first_customer.setdefault(t.conversation, t)
+            asked.add(t.conversation)
+        elif t.conversation in asked:
+            answered.add(t.conversation)
+    return [f"line {t.line}: the customer turn of conversation {conv!r} has no agent reply"
+            for conv, t in first_customer.items() if conv not in answered]
+
+
+def validate_transcripts(data: bytes | str, filename: str = "", fmt: str | None = None) -> tuple[list[Turn], list[Pair]]:
+    """Everything a job would refuse, checked before it is queued: parsing (lone surrogates,
+    bad fields), conversations without a reply, a file with nothing to learn."""
+    turns = parse_transcripts(data, filename, fmt)
+    errors = unanswered_conversations(turns)
+    if errors:
+        raise IngestError(errors)
+    pairs = pair_turns(turns)
+    if not pairs:
+        raise IngestError(["no customer message is followed by an agent reply, so nothing can be learned"])
+    return turns, pairs
+
+
+def known_pairs(pairs: list[Pair]) -> set[str]:
+    """Hashes of these pairs that are already stored."""
+    hashes = [pair_hash(p.conversation, p.question, p.answer) for p in pairs]
+    known: set[str] = set()
+    for start in range(0, len(hashes), 500):
+        known.update(TranscriptPair.objects.filter(content_hash__in=hashes[start:start + 500])
+                     .values_list("content_hash", flat=True))
+    return known
+
+
+def shop_constants(answers_by_conversation: dict[str, list[str]]) -> set[str]:
+    """Normalised phone numbers, e-mails and amounts quoted in at least
+    SHOP_VALUE_MIN_CONVERSATIONS conversations (the shop's own values)."""
+    seen: Counter = Counter()
+    for answers in answers_by_conversation.values():
+        seen.update({slot_lib.normalise_value(v) for answer in answers
+                     for slot, v in slot_lib.slot_values(answer) if slot in ("email", "phone", "amount")})
+    return {v for v, n in seen.items() if n >= SHOP_VALUE_MIN_CONVERSATIONS}
+
+
 def _flush_pair(pairs: list[Pair], conv: str, question: list[Turn], answer: list[Turn], names: set[str]) -> None:
     if question and answer:
         intent = next((t.intent for t in reversed(question) if t.intent), "") or next(
@@ -301,12 +364,29 @@ def ingest_transcripts(data: bytes | str, filename: str = "", fmt: str | None = 
                        progress: Progress | None = None) -> IngestResult:
     progress = progress or (lambda pct, msg: None)
     progress(2, "parsing")
-    turns = parse_transcripts(data, filename, fmt)
-    pairs = pair_turns(turns)
+    turns, all_pairs = validate_transcripts(data, filename, fmt)
+    known = known_pairs(all_pairs)
+    pairs, seen = [], set(known)
+    for p in all_pairs:  # a pair repeated inside the file counts once too
+        h = pair_hash(p.conversation, p.question, p.answer)
+        if h not in seen:
+            seen.add(h)
+            pairs.append(p)
+    skipped = len(all_pairs) - len(pairs)
     if not pairs:
-        raise IngestError(["no customer message is followed by an agent reply, so nothing can be learned"])
-    progress(15, f"{len(pairs)} question/answer pairs; finding templates")
-    templated = [slot_lib.templatize(p.answer, p.names) for p in pairs]
+        progress(100, "already imported")
+        return IngestResult(
+            turns=len(turns), pairs=0, templates_new=0, templates_total=AnswerTemplate.objects.count(),
+            clusters=0, batch="", pairs_known=skipped,
+            message=f"Already imported: all {skipped} question/answer pairs of this file are stored; 0 added.")
+    progress(15, f"{len(pairs)} new question/answer pairs ({skipped} already imported); finding templates")
+    answers: dict[str, list[str]] = defaultdict(list)
+    for ref, answer in TranscriptPair.objects.values_list("conversation_ref", "answer"):
+        answers[ref].append(answer)
+    for p in pairs:
+        answers[p.conversation].append(p.answer)
+    constants = shop_constants(answers)
+    templated = [slot_lib.templatize(p.answer, p.names, constants) for p in pairs]
     existing = list(AnswerTemplate.objects.values_list("id", "text"))
     assignment, reps = group_templates([t for t, _ in templated], existing)
     progress(60, "clustering unlabelled questions")
@@ -318,7 +398,7 @@ def ingest_transcripts(data: bytes | str, filename: str = "", fmt: str | None = 
         new_templates: dict[str, AnswerTemplate] = {}
         for key, text in reps.items():
             new_templates[key] = AnswerTemplate.objects.create(
-                text=text, slots=slot_lib.slots_in(text), source="ingest"
+                text=text, slots=slot_lib.slots_in(text), source="ingest", kind=reply_guard.template_kind(text),
             )
         clusters: dict[int, IntentCluster] = {}
         members: dict[int, list[int]] = defaultdict(list)
@@ -335,13 +415,17 @@ def ingest_transcripts(data: bytes | str, filename: str = "", fmt: str | None = 
             rows.append(TranscriptPair(
                 conversation_ref=p.conversation, question=p.question, answer=p.answer, intent=p.intent,
                 template_id=template_id, cluster=pair_cluster.get(i), asked_at=p.asked_at, batch=batch,
+                content_hash=pair_hash(p.conversation, p.question, p.answer),
             ))
         TranscriptPair.objects.bulk_create(rows, batch_size=500)
         refresh_template_stats()
     progress(100, "done")
+    message = f"Added {len(pairs)} question/answer pairs"
+    message += f"; {skipped} were already imported and were skipped." if skipped else "."
     return IngestResult(
         turns=len(turns), pairs=len(pairs), templates_new=len(new_templates),
         templates_total=AnswerTemplate.objects.count(), clusters=len(clusters), batch=batch,
+        pairs_known=skipped, message=message,
     )
 
 

@@ -155,11 +155,23 @@ class IntentCluster(models.Model):
 
 
 class AnswerTemplate(models.Model):
-    """A reply agents keep giving, with {slot} placeholders (order_id, name, date, email)."""
+    """A reply agents keep giving, with {slot} placeholders for the customer's values
+    (apps/support/slots.py) and {{Name}} ones for the shop's own (ShopSetting)."""
+
+    class Kind(models.TextChoices):
+        INFORMATIONAL = "informational", "informational (the bot may send it)"
+        ACTION = "action", "action-claiming (the bot hands off or sends the variant)"
 
     text = models.TextField()
     intent = models.CharField(max_length=100, blank=True, db_index=True)
     slots = models.JSONField(default=list, blank=True)
+    kind = models.CharField(
+        max_length=16, choices=Kind.choices, default=Kind.INFORMATIONAL,
+        help_text="action-claiming: past actions of the agent or a specific order's status; never sent as is")
+    kind_set_by = models.CharField(max_length=8, default="auto", help_text="auto (set at ingest) | staff")
+    informational_variant = models.TextField(
+        blank=True, help_text="what the bot sends instead of an action-claiming template, e.g. \"I can't change "
+                              "orders myself; I'm passing this to an agent with your order number {order_id}.\"")
     uses = models.PositiveIntegerField(default=0, help_text="agent replies grouped into it")
     source = models.CharField(max_length=16, default="ingest", help_text="ingest | staff")
     created_at = models.DateTimeField(default=timezone.now)
@@ -175,6 +187,8 @@ class TranscriptPair(models.Model):
     """A customer question and the agent reply that answered it."""
 
     conversation_ref = models.CharField(max_length=100, db_index=True)
+    # Conversation id, question and answer hashed: a re-imported pair is known by it.
+    content_hash = models.CharField(max_length=64, blank=True, db_index=True)
     question = models.TextField()
     answer = models.TextField()
     intent = models.CharField(max_length=100, blank=True, db_index=True)
@@ -218,3 +232,31 @@ class KBChunk(models.Model):
     class Meta:
         ordering = ["article_id", "ordinal"]
         unique_together = [("article", "ordinal")]
+
+
+class ShopSetting(models.Model):
+    """One of the shop's own values (support phone, opening hours, a URL, an address) that
+    templates ask for as {{Name}}; staff keep them on the shop settings page."""
+
+    name = models.CharField(max_length=80, help_text='as templates name it, e.g. "Customer Support Phone Number"')
+    key = models.CharField(max_length=80, unique=True, editable=False)
+    value = models.CharField(max_length=500)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs):
+        from apps.support.slots import shop_key, shop_value_name
+
+        self.name = shop_value_name(self.name)
+        self.key = shop_key(self.name)
+        super().save(*args, **kwargs)
+
+    @classmethod
+    def values(cls) -> dict[str, str]:
+        """{shop_key(name): value} for slots.fill."""
+        return {k: v for k, v in cls.objects.values_list("key", "value") if v.strip()}

@@ -20,6 +20,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.common import engine
+from apps.support import reply_guard
 from apps.support import slots as slot_lib
 from apps.support.bot import Bot
 from apps.support.building import build_bot
@@ -30,6 +31,7 @@ from apps.support.models import (
     Feedback,
     KBChunk,
     Message,
+    ShopSetting,
     TranscriptPair,
 )
 
@@ -191,11 +193,78 @@ class Reply:
     # What a generator (LLM, in-house LM) phrases the reply from, when it was not run yet
     # (compose_reply(generate=False): the widget streams the generation itself).
     context: list[str] = field(default_factory=list)
+    # Why the answer found was not sent (reply_guard problems), when the bot handed off instead.
+    withheld: list[str] = field(default_factory=list)
+    # What a generated text may quote (the customer's words, the shop's values, the context).
+    allowed_text: str = ""
 
     def as_dict(self) -> dict:
         d = asdict(self)
         d.pop("context")
+        d.pop("allowed_text")
         return d
+
+
+# Said instead of an action-claiming template that has no informational variant: the bot
+# cannot look orders up or change them, and says so in words that claim nothing.
+ACTION_HANDOFF_TEXT = ("I can't look up or change orders and accounts myself, so I'm passing this to a "
+                       "colleague{order}. Someone will reply here shortly.")
+
+
+@dataclass
+class TemplateRules:
+    """What staff decided about a template (AnswerTemplate), read at answer time so an edit
+    counts at once, without retraining."""
+
+    kind: str
+    approved: bool  # staff set the kind: their "informational" overrules the action test
+    variant: str
+    text: str  # the wording as it stands now (staff may have edited it since training)
+
+
+def template_rules(template_id: int | None, text: str) -> TemplateRules:
+    row = (AnswerTemplate.objects.filter(pk=template_id).values("text", "kind", "kind_set_by", "informational_variant")
+           .first() if template_id is not None else None)
+    if row is None:  # a template the bot knows but the database no longer holds: judge its text
+        return TemplateRules(reply_guard.template_kind(text), False, "", text)
+    return TemplateRules(row["kind"], row["kind_set_by"] == "staff", row["informational_variant"].strip(),
+                         row["text"])
+
+
+def _handoff(cfg: BotSettings, cand, withheld: list[str], text: str | None = None) -> Reply:
+    return Reply(text or cfg.handoff_text, cand.intent if cand else "", cand.confidence if cand else 0.0, [],
+                 True, "handoff", withheld=withheld)
+
+
+def template_reply(cand, values: dict[str, str], shop: dict[str, str], cfg: BotSettings) -> Reply:
+    """The template the bot picked, filled, or a hand-off when it claims an action or a gap
+    stays open. An action-claiming template is never sent: the hand-off says what the bot
+    cannot do, in the staff-approved informational variant when there is one."""
+    rules = template_rules(cand.template_id, cand.template_text)
+    if rules.kind == reply_guard.ACTION:
+        # What the customer asked for needs a person; the bot says so (in staff's words when
+        # they approved some) and the conversation waits for an agent.
+        withheld = ["action: the template claims an action"]
+        if rules.variant:
+            variant, _missing = slot_lib.fill(rules.variant, values, shop)
+            if not reply_guard.check_reply(variant, action_approved=True):
+                return _handoff(cfg, cand, withheld, variant)
+        order = values.get("order_id")
+        return _handoff(cfg, cand, withheld,
+                        ACTION_HANDOFF_TEXT.format(order=f" with your order number {order}" if order else ""))
+    filled, _missing = slot_lib.fill(rules.text, values, shop)
+    problems = reply_guard.check_reply(filled, action_approved=rules.approved)
+    if problems:
+        return _handoff(cfg, cand, [str(p) for p in problems])
+    matched = cand.neighbours[0]["question"] if cand.neighbours else ""
+    return Reply(filled, cand.intent, cand.confidence,
+                 [{"type": "template", "template_id": cand.template_id, "matched_question": matched}],
+                 False, "template")
+
+
+def generated_text_problems(generated: str, reply: Reply) -> list[reply_guard.Problem]:
+    """The guard for text a generator wrote: no action, no gap, no value from elsewhere."""
+    return reply_guard.check_reply(generated, allowed_text=reply.allowed_text)
 
 
 def compose_reply(text: str, known_slots: dict[str, str] | None = None, bot: Bot | None = None,
@@ -208,30 +277,38 @@ def compose_reply(text: str, known_slots: dict[str, str] | None = None, bot: Bot
     if bot is None:
         return Reply(cfg.handoff_text, "", 0.0, [], True, "handoff")
     cand = bot.candidate(text)
+    # Slots come from the customer's own words only; shop values from the shop's settings.
     values = {**(known_slots or {}), **slot_lib.extract_slots(text)}
+    shop = ShopSetting.values()
     passages = [p for p in cand.passages if p["score"] >= cfg.kb_min_score]
     # A question nearer to a KB passage than to any past question is a KB question. Passages
     # are longer than questions, so their cosine runs lower: they get KB_MARGIN of credit.
     kb_closer = bool(passages) and passages[0]["score"] + KB_MARGIN > cand.similarity
     if cand.template_id is not None and cand.confidence >= cfg.threshold and not kb_closer:
-        filled, _missing = slot_lib.fill(cand.template_text, values)
-        matched = cand.neighbours[0]["question"] if cand.neighbours else ""
-        reply = Reply(filled, cand.intent, cand.confidence,
-                      [{"type": "template", "template_id": cand.template_id, "matched_question": matched}],
-                      False, "template")
-        context = [filled]
+        reply = template_reply(cand, values, shop, cfg)
+        if reply.handed_off:
+            return reply
+        context = [reply.text]
     elif passages:
         reply = Reply(compose_from_passages(passages), cand.intent, passages[0]["score"],
                       [_source(p) for p in passages], False, "kb")
+        # KB text is the shop's own (staff wrote it): only an open placeholder stops it.
+        problems = reply_guard.check_reply(reply.text, action_approved=True)
+        if problems:
+            return _handoff(cfg, cand, [str(p) for p in problems])
         context = [p["text"] for p in passages]
     else:
         return Reply(cfg.handoff_text, cand.intent, cand.confidence, [], True, "handoff")
+    reply.allowed_text = "\n".join([text, *(known_slots or {}).values(), *shop.values(), *context])
     if not generate:
         reply.context = context
     elif settings.SUPPORT_LLM_URL:
         generated = llm_reply(text, context)
-        if generated:
+        problems = generated_text_problems(generated, reply) if generated else []
+        if generated and not problems:
             reply.text, reply.kind = generated, "llm"
+        elif problems:
+            log.warning("LLM reply withheld (%s); the composed reply stands", "; ".join(map(str, problems)))
     return reply
 
 
@@ -244,12 +321,14 @@ def _source(p: dict) -> dict:
 
 
 def compose_from_passages(passages: list[dict]) -> str:
-    """A reply built from KB passages: the best one, and a second from another article if close."""
-    parts = [passages[0]["text"]]
+    """A reply built from KB passages: the best one, and a second from another article if close,
+    each under the title of the article it comes from (the sources link to them)."""
+    chosen = [passages[0]]
     for p in passages[1:]:
         if p["article_id"] != passages[0]["article_id"] and p["score"] >= passages[0]["score"] - 0.05:
-            parts.append(p["text"])
+            chosen.append(p)
             break
+    parts = [f"From \u201c{p['title']}\u201d: {p['text']}" for p in chosen]
     return "Here is what our help centre says:\n\n" + "\n\n".join(parts)
 
 
@@ -409,7 +488,8 @@ def add_template(question: str, text: str, intent: str = "") -> AnswerTemplate:
     templated, _ = slot_lib.templatize(text)
     with transaction.atomic():
         tpl = AnswerTemplate.objects.create(text=templated, intent=intent,
-                                            slots=slot_lib.slots_in(templated), source="staff", uses=1)
+                                            slots=slot_lib.slots_in(templated), source="staff", uses=1,
+                                            kind=reply_guard.template_kind(templated))
         TranscriptPair.objects.create(conversation_ref="staff", question=question, answer=text,
                                       intent=intent, template=tpl, batch="staff")
     return tpl

@@ -10,7 +10,11 @@ piece. When a generator phrases it, its pieces go out as they come:
 
 The composed reply is stored before generation starts and replaced by the
 generated one when that finishes whole, so a failure (or a visitor leaving)
-keeps the composed reply. Under ASGI (uvicorn) the events come from an async
+keeps the composed reply. Every piece passes the reply guard before it goes out
+(apps/support/reply_guard.py): text after an unclosed bracket waits until it is
+closed, and the first piece that would complete an action claim, a placeholder
+or another customer's value stops the generation; the composed reply replaces
+what was shown. Under ASGI (uvicorn) the events come from an async
 generator, so an open stream holds no worker thread; under WSGI (runserver,
 the live test server) from a plain generator, so it still streams there.
 """
@@ -27,7 +31,7 @@ from urllib.parse import urlsplit
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from apps.support import services
+from apps.support import reply_guard, services
 from apps.support.models import Message
 
 log = logging.getLogger(__name__)
@@ -210,15 +214,27 @@ class ReplyStream:
         self.reply, self.question, self.conversation_id = reply, question, conversation_id
         self.mode = generator_for(reply)
         self.pieces: list[str] = []
+        self.shown = ""  # what the visitor has been sent of the generated text
         self.failed = False
+        self.blocked = False  # the guard refused the generated text: the composed reply stands
 
     def start(self) -> str:
         return sse("start", {"customer_message_id": self.reply.customer_message_id, "kind": self.reply.kind,
                              "generator": self.mode})
 
     def token(self, piece: str) -> str:
+        """The event for a generated piece: only what the guard lets through so far ("" when
+        nothing new may be shown). Sets ``blocked`` when the text went wrong."""
         self.pieces.append(piece)
-        return sse("token", {"t": piece})
+        visible = reply_guard.streamable_prefix("".join(self.pieces))
+        problems = services.generated_text_problems(visible, self.reply)
+        if problems:
+            self.blocked = True
+            log.warning("streamed reply %s: %s generation withheld (%s)", self.reply.message_id, self.mode,
+                        "; ".join(map(str, problems)))
+            return ""
+        new, self.shown = visible[len(self.shown):], visible
+        return sse("token", {"t": new}) if new else ""
 
     def fail(self, exc: Exception) -> None:
         self.failed = True
@@ -243,10 +259,15 @@ class ReplyStream:
 
         events = []
         generated = "".join(self.pieces).strip()
-        if self.mode and generated and not self.failed:
+        if self.mode and generated and not (self.failed or self.blocked) and services.generated_text_problems(
+                generated, self.reply):  # the whole text (a bracket left open at the end)
+            self.blocked = True
+        if self.mode and generated and not (self.failed or self.blocked):
+            if len(self.shown) < len("".join(self.pieces)):  # the tail that waited on a bracket
+                events.append(sse("token", {"t": "".join(self.pieces)[len(self.shown):]}))
             Message.objects.filter(pk=self.reply.message_id).update(text=generated[: services.MAX_MESSAGE_CHARS],
                                                                     answer_kind=self.mode)
-        elif self.mode and self.pieces:  # broke off part-way: show the composed reply instead
+        elif self.mode and self.shown:  # broke off or refused part-way: show the composed reply instead
             events.append(sse("replace", {"t": self.reply.text}))
         elif self.reply.message_id:  # composed (or the generator gave nothing): the whole text at once
             events.append(sse("token", {"t": self.reply.text}))
@@ -265,7 +286,11 @@ async def events_async(rs: ReplyStream) -> AsyncIterator[str]:
     if rs.mode:
         try:
             async for piece in rs.tokens_async():
-                yield rs.token(piece)
+                event = rs.token(piece)
+                if rs.blocked:
+                    break
+                if event:
+                    yield event
         except GenerationError as exc:
             rs.fail(exc)
     for event in await sync_to_async(rs.finish)():
@@ -277,7 +302,11 @@ def events_sync(rs: ReplyStream) -> Iterator[str]:
     if rs.mode:
         try:
             for piece in rs.tokens_sync():
-                yield rs.token(piece)
+                event = rs.token(piece)
+                if rs.blocked:
+                    break
+                if event:
+                    yield event
         except GenerationError as exc:
             rs.fail(exc)
     yield from rs.finish()

@@ -30,6 +30,9 @@ urlpatterns = [
     path("widget-keys/<id:pk>/delete/", views.widget_key_delete, name="widget-key-delete"),
     path("widget-demo/", views.widget_demo, name="widget-demo"),
     path("kb/<slug:slug>/", views.kb_article, name="kb-article"),
+    path("shop/", views.shop_settings, name="shop-settings"),
+    path("templates/", views.answer_templates, name="templates"),
+    path("templates/<id:pk>/", views.answer_template_edit, name="template-edit"),
     # Staff / token API
     path("api/conversations/", api.ConversationList.as_view(), name="api-conversations"),
     path("api/conversations/<id:pk>/", api.ConversationDetail.as_view(), name="api-conversation"),

@@ -11,9 +11,10 @@ from django.views.decorators.http import require_http_methods, require_POST
 from apps.common.jobs import enqueue
 from apps.common.models import Job
 from apps.common.staff import staff_member_required
-from apps.support import api, handoff, ingest, services, tasks
-from apps.support.forms import WidgetKeyEditForm, WidgetKeyForm
-from apps.support.models import BotSettings, Conversation, IntentCluster, KBArticle, WidgetKey
+from apps.support import api, handoff, ingest, services, shop, tasks
+from apps.support import slots as slot_lib
+from apps.support.forms import AnswerTemplateForm, WidgetKeyEditForm, WidgetKeyForm
+from apps.support.models import AnswerTemplate, BotSettings, Conversation, IntentCluster, KBArticle, WidgetKey
 
 
 def _version_row(mv, cur) -> dict:
@@ -72,6 +73,7 @@ def dashboard(request):
         "jobs": Job.objects.filter(kind__startswith="support.")[:8],
         "widget_keys": WidgetKey.objects.all()[:5],
         "disk": _disk_usage(),
+        "waiting_values": shop.waiting_templates(),
     })
 
 
@@ -188,11 +190,11 @@ def upload_transcripts(request):
         messages.error(request, "Choose a CSV or JSONL file.")
         return redirect("support:dashboard")
     try:
-        job = api.queue_transcripts(f.read(), f.name, request.user)
+        queued = api.queue_transcripts(f.read(), f.name, request.user)
     except (ingest.IngestError, api.ValidationError) as exc:
         messages.error(request, f"Nothing was imported: {exc}")
         return redirect("support:dashboard")
-    messages.success(request, f"Import queued as job #{job.pk}.")
+    (messages.success if queued.job else messages.info)(request, queued.message)
     return redirect("support:dashboard")
 
 
@@ -385,3 +387,47 @@ def kb_article(request, slug: str):
     """A help-centre article, public: the widget links its sources here."""
     article = get_object_or_404(KBArticle, slug=slug)
     return render(request, "support/kb_article.html", {"article": article, "chunks": article.chunks.all()})
+
+
+@staff_member_required
+def shop_settings(request):
+    """The shop's own values templates ask for ({{Name}}): set, change, delete (POST, then back here)."""
+    if request.method == "POST":
+        try:
+            if request.POST.get("delete"):
+                name = shop.delete_value(int(request.POST["delete"]))
+                messages.success(request, f"{name} deleted; templates that use it are not sent until it is set.")
+            else:
+                setting = shop.set_value(request.POST.get("name", ""), request.POST.get("value", ""))
+                messages.success(request, f"{setting.name} saved; templates use it from the next message on.")
+        except (shop.ShopSettingError, ValueError) as exc:
+            messages.error(request, f"Nothing was saved: {exc}")
+        return redirect("support:shop-settings")
+    return render(request, "support/shop_settings.html", {"wanted": shop.wanted_values()})
+
+
+@staff_member_required
+def answer_templates(request):
+    """Every template with its kind (informational or action-claiming) and what it waits for."""
+    rows = []
+    waiting = {t.pk: w.name for w in shop.waiting_templates() for t in w.templates}
+    for tpl in AnswerTemplate.objects.all()[:500]:
+        rows.append({"template": tpl, "waiting_for": waiting.get(tpl.pk, "")})
+    return render(request, "support/templates.html", {"rows": rows})
+
+
+@staff_member_required
+def answer_template_edit(request, pk: int):
+    """Staff set a template's kind and its informational variant (the kind is theirs from then on)."""
+    tpl = get_object_or_404(AnswerTemplate, pk=pk)
+    form = AnswerTemplateForm(request.POST or None, instance=tpl)
+    if request.method == "POST":
+        if form.is_valid():
+            tpl = form.save(commit=False)
+            tpl.kind_set_by = "staff"
+            tpl.slots = slot_lib.slots_in(tpl.text)
+            tpl.save(update_fields=["text", "slots", "kind", "informational_variant", "kind_set_by"])
+            messages.success(request, f"Template {tpl.pk} saved; the bot follows it from the next message on.")
+            return redirect("support:templates")
+        messages.error(request, "Nothing was saved; see the form.")
+    return render(request, "support/template_edit.html", {"template": tpl, "form": form})

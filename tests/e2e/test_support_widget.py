@@ -177,11 +177,10 @@ def test_it_works_on_a_phone_on_another_site(phone, host_page, live_server, staf
     say(w, "Where is my order 77123? I'm Zoe")
     reply = w.locator(".msg.bot[data-id]").first
     reply.wait_for()
-    assert "#77123" in reply.inner_text()
-    # The bot is unsure: its own wording, then the waiting state.
-    say(w, "What is the boiling point of mercury in Kelvin?")
+    # The bot cannot know an order's status: it says so, naming only the visitor's own order, and waits.
+    assert "#77123" in reply.inner_text() and "can't look up or change orders" in reply.inner_text()
+    assert "shipped" not in reply.inner_text()
     w.locator(".banner.waiting").wait_for()
-    assert BotSettings.get().handoff_text in w.locator(".msg.bot").last.inner_text()
     conv = Conversation.objects.get()
     assert conv.handoff_reason == "bot" and conv.origin == host_page.rsplit("/", 1)[0]
     handoff.agent_reply(conv, "Hello Zoe, a person here.", staff)

@@ -84,7 +84,7 @@ def test_it_reruns_a_transcript_import_cut_off_by_a_killed_worker_without_doubli
     lines = (ROOT / "fixtures" / "support" / "transcripts.jsonl").read_bytes().splitlines(keepends=True)
     data = b"".join(lines[:600])  # ~200 conversations: a few seconds of work
     w1 = real_workers("rel-ingest-1")
-    job = support_api.queue_transcripts(data, "transcripts.jsonl")
+    job = support_api.queue_transcripts(data, "transcripts.jsonl").job
     wait_for(lambda: Job.objects.filter(pk=job.pk, state="running", progress__gte=2).exists(), timeout=90,
              what="the import to start on the first worker")
     w1.kill()

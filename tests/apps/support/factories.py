@@ -77,3 +77,44 @@ def training_lists() -> tuple[list[dict], dict[int, dict], list[dict]]:
             chunks.append({"chunk_id": art_id * 100 + j, "article_id": art_id, "title": title,
                            "slug": name[:-3], "url": f"/help/{name[:-3]}", "heading": heading, "text": chunk})
     return pairs, templates, chunks
+
+
+# -- transcripts whose agents quote customers' data and claim actions (apps/support/reply_guard.py) --
+
+REFUNDED = "Hi {name}, I have refunded order {order}. The money is back on your card within 5 days."
+COURIER = ("Thanks for order {order}. The courier books the delivery slot with you: call them on {phone} "
+           "and give them the order number.")
+SUPPORT_LINE = "You can reach our support team on {{Customer Support Phone Number}}. Available 24/7."
+GUARD_QUESTIONS = {
+    "refund": ["I want a refund for order {order}", "Please refund my order {order}",
+               "Can I get my money back for order {order}?", "Refund order {order} please"],
+    "delivery_slot": ["When will order {order} be delivered?", "Delivery date for order {order}?",
+                      "When does order {order} arrive?", "What day will order {order} come?"],
+    "support_phone": ["What is your phone number?", "How can I call your support team?",
+                      "Can I phone you?", "What number do I call for help?"],
+    "password": QUESTIONS["password"],
+}
+GUARD_ORDERS = ["#123", "12345678901234", "#4455", "#98761", "#31", "556677889900", "#7001", "#64"]
+GUARD_PHONES = ["+44 20 7946 0958", "+44 20 7946 0123", "+1 415 555 0142", "+49 30 901820"]
+
+
+def guard_transcript_rows() -> list[dict]:
+    """Agents refund orders, quote a 14-digit order number and a courier's phone, and point
+    to a support line left as an export placeholder; each value belongs to one conversation."""
+    rows, n = [], 0
+    answers = {"refund": REFUNDED, "delivery_slot": COURIER, "support_phone": SUPPORT_LINE, "password": PASSWORD}
+    for intent, questions in GUARD_QUESTIONS.items():
+        for k, q in enumerate(questions * 2):
+            n += 1
+            order = GUARD_ORDERS[(n + k) % len(GUARD_ORDERS)] if intent != "refund" or k else "#123"
+            if intent == "delivery_slot" and k == 0:
+                order = "12345678901234"
+            name = NAMES[n % len(NAMES)]
+            conv = f"g{n}"
+            rows.append({"conversation_id": conv, "speaker": "customer", "intent": intent,
+                         "text": f"My name is {name}. " + q.format(order=order)})
+            answer = answers[intent].replace("{{", "\x01").replace("}}", "\x02")
+            answer = answer.format(name=name, order=order, phone=GUARD_PHONES[n % len(GUARD_PHONES)])
+            rows.append({"conversation_id": conv, "speaker": "agent",
+                         "text": answer.replace("\x01", "{{").replace("\x02", "}}")})
+    return rows

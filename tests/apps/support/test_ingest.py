@@ -21,7 +21,8 @@ def test_it_pairs_questions_with_answers_and_groups_templates():
 
 def test_it_merges_a_second_import_into_existing_templates():
     ingest.ingest_transcripts(as_jsonl(transcript_rows(repeat=1)), "a.jsonl")
-    ingest.ingest_transcripts(as_jsonl(transcript_rows(repeat=1)), "b.jsonl")
+    other = [{**r, "conversation_id": "b-" + r["conversation_id"]} for r in transcript_rows(repeat=1)]
+    ingest.ingest_transcripts(as_jsonl(other), "b.jsonl")
     assert AnswerTemplate.objects.count() == 3
     assert TranscriptPair.objects.count() == 24
 

@@ -14,14 +14,14 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def llm_server():
     seen: list[dict] = []
-    state = {"status": 200}
+    state = {"status": 200, "content": "We ship to Canada in 7 to 12 days."}
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             seen.append({"path": self.path, "body": body})
             payload = json.dumps({"choices": [{"message": {"role": "assistant",
-                                                           "content": "We ship to Canada in 7 to 12 days."}}]})
+                                                           "content": state["content"]}}]})
             self.send_response(state["status"])
             self.send_header("Content-Type", "application/json")
             self.end_headers()
@@ -66,3 +66,17 @@ def test_it_does_not_call_the_llm_for_a_hand_off(trained_bot, llm_server, settin
     settings.SUPPORT_LLM_URL = url
     assert services.compose_reply("What is the boiling point of mercury in Kelvin?").handed_off
     assert seen == []
+
+
+@pytest.mark.parametrize("generated", [
+    "We have refunded order #123 and shipped your parcel.",
+    "Call us on {{Customer Support Phone Number}} about it.",
+    "Your order #40013 ships to Canada in 7 to 12 days.",
+])
+def test_it_never_sends_a_generated_reply_the_guard_refuses(trained_bot, llm_server, settings, generated):
+    url, seen, state = llm_server
+    state["content"] = generated
+    settings.SUPPORT_LLM_URL = url
+    reply = services.compose_reply("Do you deliver to Canada, and how long does it take?")
+    assert seen and reply.kind == "kb" and reply.text != generated
+    assert "7 to 12 working days" in reply.text  # the composed reply stands

@@ -14,6 +14,7 @@ from asgiref.sync import async_to_sync
 from django.core.cache import cache
 from django.test import AsyncClient
 
+from apps.support import reply_guard
 from apps.support.models import BotSettings, Message, WidgetKey
 
 pytestmark = pytest.mark.django_db
@@ -32,6 +33,7 @@ class LLMServer:
         self.sent = 0
         self.requests: list[dict] = []
         self.mode = "ok"
+        self.pieces = list(PIECES)
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -57,9 +59,9 @@ class LLMServer:
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
-                for i, piece in enumerate(PIECES):
+                for i, piece in enumerate(outer.pieces):
                     event = {"choices": [{"index": 0, "delta": {"content": piece},
-                                          "finish_reason": "stop" if i == len(PIECES) - 1 else None}]}
+                                          "finish_reason": "stop" if i == len(outer.pieces) - 1 else None}]}
                     self.chunk(f"data: {json.dumps(event)}\n\n")
                     outer.sent += 1
                     if i == 0:
@@ -181,10 +183,18 @@ def test_it_streams_the_in_house_language_model_token_by_token(client, widget, t
     events = [parse(c.decode()) for c in client.post(
         **stream_args(widget, conv, "How can I reset my password?")).streaming_content]
     tokens = [d["t"] for e, d in events if e == "token"]
-    assert events[0][1]["generator"] == "lm" and len(tokens) > 3  # one event per generated token
+    assert events[0][1]["generator"] == "lm"
     stored = Message.objects.get(role="bot")
-    assert stored.answer_kind == "lm" and stored.text == "".join(tokens).strip()
     assert events[-1][1]["message"]["text"] == stored.text
+    # The tiny model, trained on agents' replies, samples freely: what it writes either passes
+    # the reply guard whole (one event per generated token) or is withheld at the first piece
+    # that claims an action or quotes a value from elsewhere, and the template replaces it.
+    if stored.answer_kind == "lm":
+        assert len(tokens) > 3 and stored.text == "".join(tokens).strip()
+        assert not reply_guard.check_reply(stored.text, allowed_text="How can I reset my password?")
+    else:
+        assert stored.answer_kind == "template" and "Forgot password" in stored.text
+        assert events[-2] in (("replace", {"t": stored.text}), ("token", {"t": stored.text}))
 
 
 def test_it_acknowledges_a_message_sent_while_waiting(client, widget):
