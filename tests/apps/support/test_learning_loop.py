@@ -55,4 +55,4 @@ def test_it_hands_off_a_clearly_off_topic_question(trained_bot):
     reply = services.compose_reply("Can you recommend a good pizza place nearby?")
     assert reply.handed_off and reply.kind == "handoff"
     # The same bot does answer its own domain (the hand-off is not a bot that answers nothing).
-    assert not services.compose_reply("Where is my order #12345?").handed_off
+    assert not services.compose_reply("How can I reset my password?").handed_off
