@@ -196,6 +196,57 @@ def ten_shot_note(ts: dict) -> str:
 TEN_SHOT_LINE = ("FLOOR MISSED: 10-shot", "Goal missed: 10-shot")
 
 
+def _part_path(data_hash: str, seed: int) -> Path:
+    from bench.harness import CACHE_DIR
+
+    return CACHE_DIR / f"intent_ten_shot_part_{data_hash[:12]}_{seed}.json"
+
+
+def ten_shot_part(seed: int) -> Path:
+    """One draw of the 10-shot section (ours and both baselines, in this process), kept
+    for ``merge_ten_shot``: on 2 shared cores the draws can run side by side
+    (``python -m bench.intent --ten-shot-part SEED``)."""
+    import json
+    import os
+
+    from bench.harness import machine
+
+    setup_django()
+    from apps.support import training
+
+    load_start = os.getloadavg()
+    train, test, _, data_hash = datasets.banking77()
+    shots = ten_shot(training, train, test, None, embed(test.texts), [seed], data_hash)
+    info = machine()
+    shots["part"] = {"seed": seed, "git_commit": info.get("git_commit"), "load_avg_at_start": list(load_start),
+                     "load_avg_at_end": info.get("load_avg_at_start")}
+    path = _part_path(data_hash, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(shots))
+    os.replace(tmp, path)
+    return path
+
+
+def _from_parts(data_hash: str, seeds) -> dict | None:
+    """The draws written by ``ten_shot_part``, when every seed has one from one commit."""
+    import json
+
+    paths = [_part_path(data_hash, s) for s in seeds]
+    if not all(p.exists() for p in paths):
+        return None
+    parts = [json.loads(p.read_text()) for p in paths]
+    commits = {p["part"]["git_commit"] for p in parts}
+    if len(commits) != 1:
+        raise RuntimeError(f"the 10-shot parts come from different commits {sorted(commits)}: re-run them")
+    shots = {k: [x for p in parts for x in p[k]] for k in ("ours", "frozen_lr", "tfidf_lr", "ours_detail")}
+    shots["wall_s"] = max(p["wall_s"] for p in parts)
+    shots["ran_in"] = (f"{len(parts)} processes side by side, one draw each, ours and both baselines in each "
+                       f"(commit {commits.pop()})")
+    shots["parts"] = [p["part"] for p in parts]
+    return shots
+
+
 def merge_ten_shot(seeds=(0, 1, 2)) -> Path:
     """Re-run only the 10-shot section (ours and its baselines, in this one process) and
     merge it into ``bench/results/intent.json``, whose full-train figures stay as the full
@@ -214,8 +265,11 @@ def merge_ten_shot(seeds=(0, 1, 2)) -> Path:
     data = json.loads(path.read_text())
     load_start = os.getloadavg()
     train, test, _, data_hash = datasets.banking77()
-    shots = ten_shot(training, train, test, None, embed(test.texts), list(seeds), data_hash)
+    shots = _from_parts(data_hash, seeds) or ten_shot(training, train, test, None, embed(test.texts), list(seeds),
+                                                      data_hash)
     ts = ten_shot_results(shots, seeds)
+    if shots.get("parts"):
+        ts["parts"] = shots["parts"]
     info = machine()
     command = "python -m bench.intent --ten-shot-only"
     ts["run"] = {"command": command, "finished_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -408,7 +462,10 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser(prog="python -m bench.intent",
                                      description="Parts of the intent bench (the whole area: python -m bench intent).")
-    parser.add_argument("--ten-shot-only", action="store_true", required=True,
-                        help="re-run the 10-shot section (3 draws) and merge it into bench/results/intent.json")
-    parser.parse_args()
-    print(merge_ten_shot())
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--ten-shot-only", action="store_true",
+                       help="the 10-shot section (seeds 0, 1, 2) merged into bench/results/intent.json; draws "
+                            "written by --ten-shot-part are used when all three exist")
+    group.add_argument("--ten-shot-part", type=int, metavar="SEED", help="one 10-shot draw, kept for --ten-shot-only")
+    args = parser.parse_args()
+    print(ten_shot_part(args.ten_shot_part) if args.ten_shot_part is not None else merge_ten_shot())
