@@ -283,11 +283,20 @@ def merge_ten_shot(seeds=(0, 1, 2)) -> Path:
     tab = data["tables"][0]
     tab["rows"] = [r for r in tab["rows"] if not str(r[1]).startswith("10-shot")] + ten_shot_rows(ts)
     tab["notes"] = [n for n in tab["notes"] if not n.startswith("10-shot:")] + [ten_shot_note(ts)]
+    if shots.get("parts"):
+        loads = ", ".join(f"{p['load_avg_at_start'][0]:.1f} → {p['load_avg_at_end'][0]:.1f}" for p in shots["parts"])
+        made = (f"`python -m bench.intent --ten-shot-part SEED` for seeds {list(seeds)} side by side (ours and both "
+                f"baselines in each process; slowest wall {ts['wall_s']} s; load average per process {loads}), "
+                f"merged into this file by `{command}` ({ts['run']['finished_at']}, commit "
+                f"{ts['run']['git_commit']})")
+    else:
+        made = (f"`{command}` (finished {ts['run']['finished_at']}, wall {ts['run']['wall_s']} s, commit "
+                f"{ts['run']['git_commit']}, load average {load_start[0]:.1f} → "
+                f"{ts['run']['load_avg_at_end'][0]:.1f}; ours and both baselines in that one process), merged into "
+                "this file")
     data["notes"] = [n for n in data.get("notes", []) if not n.startswith("The 10-shot rows")] + [
-        f"The 10-shot rows come from `{command}` (finished {ts['run']['finished_at']}, wall {ts['run']['wall_s']} s, "
-        f"commit {ts['run']['git_commit']}, load average {load_start[0]:.1f} → {ts['run']['load_avg_at_end'][0]:.1f}; "
-        "ours and both baselines in that one process), merged into this file; every other figure is from the full "
-        "run named at the top of this section."]
+        f"The 10-shot rows come from {made}; every other figure is from the full run named "
+        "at the top of this section. Timings were taken on 2 cores shared with other work."]
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(data, indent=2) + "\n")
     os.replace(tmp, path)
