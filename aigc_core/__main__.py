@@ -175,7 +175,8 @@ def cmd_train(args) -> int:
         from aigc_core.training.recipe import choose_mode, rows_per_class
 
         heads_seen = {h for r in train for h, v in r.labels.items() if v is not None}
-        per_class = min((rows_per_class([r.labels.get(h) for r in train]) for h in heads_seen), default=None)
+        # contrastive only when every head is few-shot (the best-labelled head decides)
+        per_class = max((rows_per_class([r.labels.get(h) for r in train]) for h in heads_seen), default=None)
         mode, mode_reason = choose_mode(len(train), None if args.mode == "auto" else args.mode, per_class)
     tc = _train_config(args, mode)
     texts = [r.text for r in train]

@@ -73,7 +73,8 @@ def train_news_classifier(
         val_labels = {"sentiment": _none_if_blank(val_sentiment_labels, m)}
         if "topic" in heads:
             val_labels["topic"] = _none_if_blank(val_topic_labels, m)
-    mode, reason = choose_mode(n, mode, min(rows_per_class(v) for v in labels.values()))
+    # Contrastive only when every head is few-shot: a well-labelled head trains better with a full fine-tune.
+    mode, reason = choose_mode(n, mode, max(rows_per_class(v) for v in labels.values()))
     config = ClassifierConfig(heads=heads, mode=mode, class_weights=True)
     overrides = {"seed": seed, **{k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr))
                                   if v}}
