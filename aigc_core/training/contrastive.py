@@ -11,8 +11,11 @@ its negatives. One encoder pass then serves ~(rows per class - 1) positive and
 ~(batch - rows per class) negative pairs, where SetFit's cosine loss spends two
 passes per pair; on a CPU that is the difference between minutes and an hour.
 
-Defaults are priors for a small sentence encoder (the same for every data set);
-``passes_per_row`` plays the role of SetFit's ~20 pairs per example.
+Defaults are priors for a small sentence encoder (the same for every data set),
+set before the first measurement and not tuned after it; ``passes_per_row`` plays
+the role of SetFit's ~20 pairs per example. Measured once (bench/results, BANKING77
+10-shot, 3 draws): 86.3% median against 85.4% for frozen MiniLM + LR, every draw above;
+about 20 minutes a draw on 2 shared cores.
 """
 from __future__ import annotations
 
