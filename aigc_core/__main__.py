@@ -172,9 +172,12 @@ def cmd_train(args) -> int:
         raise CLIError(f"{args.data}: no training rows")
     mode = mode_reason = None
     if args.kind == "classifier":
-        from aigc_core.training.recipe import choose_mode
+        from aigc_core.training.recipe import choose_mode, rows_per_class
 
-        mode, mode_reason = choose_mode(len(train), None if args.mode == "auto" else args.mode)
+        heads_seen = {h for r in train for h, v in r.labels.items() if v is not None}
+        # contrastive only when every head is few-shot (the best-labelled head decides)
+        per_class = max((rows_per_class([r.labels.get(h) for r in train]) for h in heads_seen), default=None)
+        mode, mode_reason = choose_mode(len(train), None if args.mode == "auto" else args.mode, per_class)
     tc = _train_config(args, mode)
     texts = [r.text for r in train]
     val_texts = [r.text for r in val] if val else None
@@ -441,8 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True, help="artifact name in the registry")
     data_cols(p)
     p.add_argument("--heads", help="classifier heads (label columns); default: every label in the data")
-    p.add_argument("--mode", choices=("auto", "head", "top", "full"), default="auto",
-                   help="encoder classifier mode; auto: full fine-tune from 500 training rows, else head only")
+    p.add_argument("--mode", choices=("auto", "head", "top", "full", "contrastive"), default="auto",
+                   help="encoder classifier mode; auto: from 500 training rows a full fine-tune, or contrastive "
+                        "tuning (SetFit) when the median label has <= 16 rows; below 500 rows head only")
     p.add_argument("--order", type=int, default=3, help="n-gram order (ngram only)")
     p.add_argument("--epochs", type=int, help="default: the recipe's (3 for a fine-tune, more for small "
                                                 "data; 8 in head mode)")

@@ -6,9 +6,12 @@ Modes trade speed for accuracy:
   full  every encoder weight trains (the default: the recipe);
   top   the top ``top_layers`` transformer layers train with the heads;
   head  frozen encoder; its features are computed once, cached by data hash, and
-        only the heads train (seconds on a CPU: quick retrains and demos).
+        only the heads train (seconds on a CPU: quick retrains and demos);
+  contrastive  few labels per class (SetFit, ``training.contrastive``): the encoder
+        is tuned so that texts of one class lie together, then each head is a
+        logistic regression on the tuned vectors, its C chosen on validation.
 
-In full/top mode the fine-tuned heads are blended with a logistic-regression
+In full/top/contrastive mode the tuned heads are blended with a logistic-regression
 probe on the *frozen* encoder's vectors: two different views of the text whose
 errors differ. The probe's C and the blend weight are chosen on the validation
 rows; a weight of 1.0 means the probe is not used.
@@ -58,6 +61,7 @@ from aigc_core.models.multihead import (
 from aigc_core.retrieval.encoder import MAX_TOKENS, SentenceEncoder, shared_encoder
 from aigc_core.training import TrainConfig, Trainer, set_seed
 from aigc_core.training import recipe as R
+from aigc_core.training.contrastive import ContrastiveConfig, contrastive_finetune
 
 __all__ = [
     "ClassifierConfig", "ClassifierError", "EncoderClassifier", "IGNORE", "MODES", "encode_labels",
@@ -70,13 +74,13 @@ CONFIG_FILE = "config.json"
 HEADS_FILE = "heads.safetensors"
 PROBES_FILE = "probes.safetensors"
 ENCODER_FILE = "encoder.safetensors"
-MODES = ("head", "top", "full")
+MODES = ("head", "top", "full", "contrastive")
 
 
 @dataclass
 class ClassifierConfig:
     heads: dict[str, list[str]] = field(default_factory=dict)  # head -> labels; [] = learn them from the data
-    mode: str = "full"  # full | top | head (see the module docstring)
+    mode: str = "full"  # full | top | head | contrastive (see the module docstring)
     top_layers: int = 2  # transformer layers trained in "top" mode (MiniLM has 6)
     hidden: int = 256  # width of each head's hidden layer; 0 = a single linear layer
     dropout: float = 0.1
@@ -166,7 +170,7 @@ class EncoderClassifier(nn.Module):
     def _set_trainable(self) -> None:
         mode = self.config.mode
         for p in self.encoder.parameters():
-            p.requires_grad_(mode == "full")
+            p.requires_grad_(mode in ("full", "contrastive"))
         if mode == "top":
             layers = self.encoder.transformer.encoder.layer
             for layer in layers[max(0, len(layers) - self.config.top_layers):]:
@@ -314,6 +318,7 @@ def train_classifier(
     val_labels: Labels | Sequence[str | None] | None = None,
     on_progress: ProgressFn | None = None,
     min_steps: int | None = None,
+    contrastive: ContrastiveConfig | None = None,
 ) -> tuple[EncoderClassifier, dict[str, float]]:
     """Train an EncoderClassifier with the recipe; returns it with its validation metrics.
 
@@ -322,7 +327,8 @@ def train_classifier(
     steps (default: ``recipe.MIN_STEPS`` with the recipe's config, 0 with a given one).
     Without ``val_texts`` a stratified 10% of the data is held out (when there are at
     least 20 rows). ``on_progress(pct, msg)`` is called every step; raising from it
-    cancels training (nothing is returned or saved)."""
+    cancels training (nothing is returned or saved). In contrastive mode ``contrastive``
+    overrides ``recipe.contrastive_config()`` (its seed is ``train_config``'s)."""
     tc = train_config or R.finetune_train_config(config.mode)
     texts = list(texts)
     labels = as_labels(labels, config.heads)
@@ -349,6 +355,9 @@ def train_classifier(
 
         tc = replace(tc, monitor="train_loss", mode="min")
 
+    if config.mode == "contrastive":
+        return _train_contrastive(texts, labels, y, val_texts, val_labels, val_y, heads, config, tc, on_progress,
+                                  contrastive)
     set_seed(tc.seed)  # the heads' initial weights are part of a repeatable run
     model = EncoderClassifier(config)
     smoothing = 0.0
@@ -388,6 +397,92 @@ def train_classifier(
     out["epochs"] = tc.epochs
     if config.mode != "head" and config.blend_probe and val_texts is not None:
         out.update(_fit_probes(model, texts, labels, val_texts, val_labels, heads, tc.seed, on_progress))
+    return model, out
+
+
+def _joint_classes(y: torch.Tensor) -> list[int]:
+    """One class id per row for the contrastive pairs: the row's labels over all heads
+    taken together (one head: its label); -1 for a row with no label."""
+    ids: dict[tuple[int, ...], int] = {}
+    out = []
+    for row in y.tolist():
+        if all(v == IGNORE for v in row):
+            out.append(-1)
+        else:
+            out.append(ids.setdefault(tuple(row), len(ids)))
+    return out
+
+
+def _set_linear_head(model: EncoderClassifier, head: str, weight: np.ndarray, bias: np.ndarray) -> None:
+    # The head reads unit vectors x _FEATURE_SCALE; the regression was fitted on unit vectors.
+    linear = model.heads[head][-1]
+    with torch.no_grad():
+        linear.weight.copy_(torch.from_numpy(weight / _FEATURE_SCALE))
+        linear.bias.copy_(torch.from_numpy(bias))
+
+
+def _train_contrastive(texts, labels: Labels, y: torch.Tensor, val_texts, val_labels, val_y, heads, config,
+                       tc: TrainConfig, on_progress: ProgressFn | None, cc: ContrastiveConfig | None):
+    """SetFit: contrastive tuning of the encoder on the training rows, then per head a
+    logistic regression on the tuned vectors, its C chosen on the validation rows, the
+    frozen-feature probe blended in when validation says so; finally head and probe are
+    refitted on train + validation with the chosen settings (validation rows never
+    reach the encoder's tuning)."""
+    from dataclasses import replace
+
+    config.hidden = 0  # each head is the linear regression
+    set_seed(tc.seed)
+    model = EncoderClassifier(config)
+    cc = replace(cc or R.contrastive_config(), seed=tc.seed, max_tokens=config.max_tokens,
+                 progress_bar=tc.progress_bar)
+    report = (lambda pct, msg: on_progress(0.9 * pct, f"contrastive pairs: {msg}")) if on_progress else None
+    result = contrastive_finetune(model.encoder, texts, _joint_classes(y), cc, report)
+    model.eval()
+    if on_progress:
+        on_progress(90.0, "fitting the regression on the tuned vectors")
+    f_tr = _encode_with(model.encoder, texts, config.max_tokens) / _FEATURE_SCALE
+    f_va = _encode_with(model.encoder, val_texts, config.max_tokens) / _FEATURE_SCALE if val_texts else None
+    y_tr = y.numpy()
+    y_va = val_y.numpy() if val_y is not None else None
+    out: dict[str, Any] = {"train_loss": float(result.history[-1]["train_loss"]) if result.history else 0.0,
+                           "steps": result.steps, "wall_s": round(result.wall_s, 3), "n_train": len(texts),
+                           "n_val": len(val_texts or []), "mode": "contrastive", "epochs": 1, "best_epoch": 1,
+                           "epochs_run": 1, "contrastive_lr": cc.lr, "contrastive_passes_per_row": cc.passes_per_row}
+    chosen_c: dict[str, float] = {}
+    for j, (h, names) in enumerate(heads.items()):
+        m_tr = y_tr[:, j] != IGNORE
+        if len(set(y_tr[m_tr, j].tolist())) < 2:
+            raise ClassifierError(f"head {h!r} needs training rows of at least two labels")
+        m_va = y_va[:, j] != IGNORE if y_va is not None else None
+        scores, best = {}, None
+        grid = R.PROBE_C_GRID if m_va is not None and m_va.any() else (R.HEAD_C_DEFAULT,)
+        for c in grid:
+            w, b = R.fit_probe(f_tr[m_tr], y_tr[m_tr, j], len(names), c, tc.seed)
+            if m_va is not None and m_va.any():
+                p = R.probe_proba(f_va[m_va], w, b)
+                key = (float((p.argmax(1) == y_va[m_va, j]).mean()), -R.log_loss(p, y_va[m_va, j]))
+                scores[f"{c:g}"] = round(key[0], 4)
+            else:
+                key = (0.0, 0.0)
+            if best is None or key > best[0]:
+                best = (key, c, w, b)
+        _, chosen_c[h], w, b = best
+        _set_linear_head(model, h, w, b)
+        out[f"{h}/head_c"] = chosen_c[h]
+        if scores:
+            out[f"{h}/val_accuracy_by_head_c"] = scores
+    if val_texts:
+        val_metrics = evaluate_logits(model.tuned_proba(val_texts), y_va, heads)
+        out.update({f"{k.split('/')[0]}/val_{k.split('/')[1]}" if "/" in k else f"val_{k}": v
+                    for k, v in val_metrics.items()})
+        if config.blend_probe:
+            out.update(_fit_probes(model, texts, labels, val_texts, val_labels, heads, tc.seed, on_progress))
+        # Validation has chosen; the head now learns from its rows too.
+        for j, (h, names) in enumerate(heads.items()):
+            x_all = np.concatenate([f_tr[y_tr[:, j] != IGNORE], f_va[y_va[:, j] != IGNORE]])
+            y_all = np.concatenate([y_tr[y_tr[:, j] != IGNORE, j], y_va[y_va[:, j] != IGNORE, j]])
+            _set_linear_head(model, h, *R.fit_probe(x_all, y_all, len(names), chosen_c[h], tc.seed))
+    model.history = result.history
     return model, out
 
 

@@ -13,6 +13,11 @@ weight).
 - ``layerwise_groups``: per-layer learning rates, decayed from the top layer down.
 - ``fit_probe`` / ``choose_blend``: a logistic regression on the frozen encoder's
   vectors and the validation-chosen weight that blends it with the fine-tuned head.
+- ``choose_mode``: which of the classifier's modes an app's job runs, by a rule fixed
+  in advance on the training rows alone (how many rows, how many per class): few
+  labels per class get SetFit-style contrastive tuning (``contrastive_config``), where
+  a cross-entropy fine-tune over ~10 rows per class does no better than the frozen
+  features (measured: BANKING77 10-shot, 85.3% either way).
 """
 from __future__ import annotations
 
@@ -26,9 +31,12 @@ import torch
 from torch import nn
 from torch.utils.data import Sampler
 
+from aigc_core.training.contrastive import ContrastiveConfig
 from aigc_core.training.trainer import TrainConfig
 
 FULL_MIN_ROWS = 500  # below this many training rows: heads on the frozen encoder (seconds, not minutes)
+FEW_SHOT_MAX_PER_CLASS = 16  # at most this many rows in the median class: contrastive (SetFit: 8-16 shots)
+HEAD_C_DEFAULT = 10.0  # the contrastive head's C when there are no validation rows to choose it
 FINETUNE_LR = 2e-4  # measured here: 5e-5 -> 89.9%, 1e-4 -> 92.4%, 2e-4 -> 93.1% on BANKING77, 3 epochs
 HEAD_LR = 2e-3  # head-only training on cached frozen features
 FINETUNE_EPOCHS = 3
@@ -39,16 +47,36 @@ PROBE_C_GRID = (1.0, 10.0, 100.0)  # inverse L2 strength of the frozen-feature p
 BLEND_GRID = tuple(round(0.1 * i, 1) for i in range(11))  # weight of the fine-tuned head in the blend
 
 
-def choose_mode(n_rows: int, requested: str | None = None) -> tuple[str, str]:
-    """(mode, why) for an app's training job: the caller's choice, else a full fine-tune
-    when the data allows. Small sets (a demo shop, a first import) get head mode: a
-    fine-tune there costs minutes for little over the frozen features."""
+def rows_per_class(labels: Sequence[object]) -> float:
+    """The median number of rows per label (``None`` labels not counted)."""
+    from collections import Counter
+
+    counts = Counter(v for v in labels if v is not None)
+    return float(np.median(list(counts.values()))) if counts else 0.0
+
+
+def choose_mode(n_rows: int, requested: str | None = None,
+                per_class: float | None = None) -> tuple[str, str]:
+    """(mode, why) for an app's training job, from the training rows only: the caller's
+    choice, else an encoder update when the data allows — a full fine-tune, or with few
+    rows per class (``per_class``: the median, see ``rows_per_class``) contrastive
+    tuning plus a regression head (SetFit). Small sets (a demo shop, a first import)
+    get head mode: tuning there costs minutes for little over the frozen features."""
     if requested:
         return requested, f"{requested} mode requested"
     if n_rows >= FULL_MIN_ROWS:
+        if per_class is not None and per_class <= FEW_SHOT_MAX_PER_CLASS:
+            return "contrastive", (f"{n_rows} labelled training rows but only {per_class:g} per class "
+                                   f"(<= {FEW_SHOT_MAX_PER_CLASS}): contrastive tuning of the encoder on "
+                                   "same/different-class pairs, then a regression head (SetFit)")
         return "full", f"{n_rows} labelled training rows (>= {FULL_MIN_ROWS}): full fine-tune of the encoder"
     return "head", (f"only {n_rows} labelled training rows (< {FULL_MIN_ROWS}): heads on the frozen encoder "
                     "(quick retrain)")
+
+
+def contrastive_config(**overrides) -> ContrastiveConfig:
+    """The recipe's settings for contrastive tuning (``training.contrastive``)."""
+    return replace(ContrastiveConfig(), **overrides)
 
 
 def finetune_train_config(mode: str = "full", **overrides) -> TrainConfig:
@@ -140,7 +168,7 @@ def probe_proba(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarr
     return torch.softmax(torch.from_numpy(x @ weight.T + bias).float(), -1).numpy()
 
 
-def _log_loss(p: np.ndarray, y: np.ndarray) -> float:
+def log_loss(p: np.ndarray, y: np.ndarray) -> float:
     return float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1.0)).mean())
 
 
@@ -154,7 +182,7 @@ def choose_blend(p_tuned: np.ndarray, p_probe: np.ndarray, y: np.ndarray,
         p = w * p_tuned + (1.0 - w) * p_probe
         acc = float((p.argmax(1) == y).mean())
         scores[f"{w:g}"] = round(acc, 4)
-        key = (acc, -_log_loss(p, y), w)
+        key = (acc, -log_loss(p, y), w)
         if best_key is None or key > best_key:
             best, best_key = w, key
     return float(best), scores

@@ -49,8 +49,9 @@ def train_news_classifier(
     mode: str | None = None,
 ):
     """Train the news classifier with the engine recipe (``aigc_core.training.recipe``):
-    full fine-tune of the encoder when there are enough rows (``recipe.choose_mode``),
-    heads on the frozen encoder otherwise; ``mode`` forces one.
+    full fine-tune of the encoder when there are enough rows (``recipe.choose_mode``;
+    contrastive tuning when they are few per class), heads on the frozen encoder
+    otherwise; ``mode`` forces one.
 
     Heads: ``sentiment`` always (negative/neutral/positive); ``topic`` when any
     topic label is given (label set ``topics`` or the labels seen, sorted).
@@ -58,7 +59,7 @@ def train_news_classifier(
     Returns (model, metrics) where metrics has, per head on the validation set,
     accuracy, macro-F1 and the majority-class baseline, plus ``mode`` and ``mode_reason``."""
     from aigc_core.models.classifier import ClassifierConfig, train_classifier
-    from aigc_core.training.recipe import MIN_STEPS, choose_mode, finetune_train_config
+    from aigc_core.training.recipe import MIN_STEPS, choose_mode, finetune_train_config, rows_per_class
 
     n = len(texts)
     heads: dict[str, list[str]] = {"sentiment": list(SENTIMENT_LABELS)}
@@ -72,7 +73,8 @@ def train_news_classifier(
         val_labels = {"sentiment": _none_if_blank(val_sentiment_labels, m)}
         if "topic" in heads:
             val_labels["topic"] = _none_if_blank(val_topic_labels, m)
-    mode, reason = choose_mode(n, mode)
+    # Contrastive only when every head is few-shot: a well-labelled head trains better with a full fine-tune.
+    mode, reason = choose_mode(n, mode, max(rows_per_class(v) for v in labels.values()))
     config = ClassifierConfig(heads=heads, mode=mode, class_weights=True)
     overrides = {"seed": seed, **{k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr))
                                   if v}}

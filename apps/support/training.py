@@ -38,18 +38,19 @@ def train_intent_classifier(
     seed: int = 1234,
 ):
     """Intent classifier on the shipped MiniLM with the engine's fine-tuning recipe
-    (``aigc_core.training.recipe``); full fine-tune by default when the data allows.
+    (``aigc_core.training.recipe``); full fine-tune by default when the data allows,
+    contrastive tuning + a regression head (SetFit) when it has few rows per intent.
 
     Returns (model, metrics); metrics say which mode ran and why (``mode``,
     ``mode_reason``). ``model.predict_proba(texts)["intent"]`` is (N, n_labels) in the
     order of ``model.config.heads["intent"]``."""
     from aigc_core.models.classifier import ClassifierConfig, train_classifier
-    from aigc_core.training.recipe import MIN_STEPS, choose_mode, finetune_train_config
+    from aigc_core.training.recipe import MIN_STEPS, choose_mode, finetune_train_config, rows_per_class
 
     classes = sorted(set(labels))
     if len(classes) < 2:
         raise ValueError("an intent classifier needs at least two different intents")
-    mode, reason = choose_mode(len(texts), mode)
+    mode, reason = choose_mode(len(texts), mode, rows_per_class(labels))
     config = ClassifierConfig(heads={"intent": classes}, mode=mode, class_weights=True)
     overrides = {"seed": seed}
     if epochs:
