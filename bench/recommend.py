@@ -139,13 +139,13 @@ def latency(rt, hybrid, cat, items, train_r, users_sample) -> dict:
     """recommend() and score(100) through the app's services on a database with the MovieLens catalogue."""
     from datetime import UTC, datetime
 
+    from django.conf import settings
     from django.core.management import call_command
     from django.db import connection
 
     from aigc_core.registry import Registry
-    from apps.recommend import serving, services
+    from apps.recommend import services, serving
     from apps.recommend.models import Event, Item
-    from django.conf import settings
 
     call_command("migrate", verbosity=0, interactive=False)
     Event.objects.all().delete()

@@ -38,6 +38,7 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from aigc_core.data.batching import pad_token_rows
 from aigc_core.data.records import dataset_hash
 from aigc_core.device import autocast, get_device
 from aigc_core.models.multihead import (
@@ -286,12 +287,7 @@ def _token_loader(encoder: SentenceEncoder, texts, y, batch_size: int, shuffle: 
     pad = encoder.tokenizer.pad_token_id or 0
 
     def collate(rows):
-        width = max(len(r[0]) for r in rows)
-        input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, (seq, _) in enumerate(rows):
-            input_ids[i, : len(seq)] = torch.tensor(seq)
-            mask[i, : len(seq)] = 1
+        input_ids, mask = pad_token_rows([r[0] for r in rows], pad)
         return {"input_ids": input_ids, "attention_mask": mask, "labels": torch.stack([r[1] for r in rows])}
 
     ds = TextDataset(ids, y)

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from aigc_core.data.batching import pad_token_rows
 from aigc_core.training.trainer import ProgressFn, TrainConfig, Trainer, TrainResult
 
 
@@ -142,12 +143,7 @@ def contrastive_finetune(encoder: nn.Module, texts: Sequence[str], labels: Seque
     pad = encoder.tokenizer.pad_token_id or 0
 
     def collate(rows):
-        width = max(len(r[0]) for r in rows)
-        input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, (seq, _) in enumerate(rows):
-            input_ids[i, : len(seq)] = torch.tensor(seq)
-            mask[i, : len(seq)] = 1
+        input_ids, mask = pad_token_rows([r[0] for r in rows], pad)
         return {"input_ids": input_ids, "attention_mask": mask, "labels": torch.tensor([r[1] for r in rows])}
 
     sampler = ClassBatches(labels, cfg.classes_per_batch, cfg.rows_per_class, steps, cfg.seed)

@@ -31,3 +31,15 @@ def trained_bot(bot_artifacts, settings):
     engine.forget("support.bot")
     yield metrics
     engine.forget("support.bot")
+
+
+@pytest.fixture
+def artifacts(settings, tmp_path):
+    """An empty registry of this test's own: versions trained here start from nothing."""
+    from apps.common import engine
+    from apps.support.services import MODEL_NAME
+
+    settings.AIGC_ARTIFACTS_DIR = tmp_path
+    engine.forget(MODEL_NAME)
+    yield tmp_path
+    engine.forget(MODEL_NAME)

@@ -11,16 +11,6 @@ pytestmark = pytest.mark.django_db
 FAST = {"intent_epochs": 8, "lm_epochs": 1}
 
 
-@pytest.fixture
-def artifacts(settings, tmp_path):
-    from apps.common import engine
-
-    settings.AIGC_ARTIFACTS_DIR = tmp_path
-    engine.forget(services.MODEL_NAME)
-    yield tmp_path
-    engine.forget(services.MODEL_NAME)
-
-
 def _mismap_answers():
     """Staff error: every question now points at another intent's answer."""
     tpls = list(AnswerTemplate.objects.order_by("id"))

@@ -14,16 +14,6 @@ PARAPHRASE = "Are tents something your shop sells?"
 ANSWER = "Yes, we sell tents for 2 to 6 people."
 
 
-@pytest.fixture
-def artifacts(settings, tmp_path):
-    from apps.common import engine
-
-    settings.AIGC_ARTIFACTS_DIR = tmp_path
-    engine.forget(services.MODEL_NAME)
-    yield tmp_path
-    engine.forget(services.MODEL_NAME)
-
-
 def test_it_answers_a_staff_answered_question_and_its_paraphrase_after_the_retrain(artifacts, staff_client):
     ingest.ingest_transcripts(as_jsonl(transcript_rows(2)), "t.jsonl")
     assert services.train_bot(**FAST)["promoted"]
