@@ -52,7 +52,11 @@ CLAIMED_ACTION = re.compile(rf"{_AGENT}(?:{_ACTIONS_PAST})\b", re.I)
 # shop's process, not a promise the bot makes about this customer's order).
 PROMISED_ACTION = re.compile(
     rf"\bI(?:'ll|’ll| will| shall| am going to|'m going to| can now)"
-    rf"(?:\s+(?:now|also|just|gladly|happily|immediately|personally))*\s+(?:{_ACTIONS_BASE})\b", re.I)
+    rf"(?:\s+(?:now|also|just|gladly|happily|immediately|personally))*\s+(?:{_ACTIONS_BASE})\b"
+    # "we will cancel it for you now": the shop's "we will" made a promise about this customer.
+    rf"|\bwe(?:'ll|’ll| will| shall| are going to|'re going to)"
+    rf"(?:\s+(?:now|also|just|gladly|happily|immediately|personally))*\s+(?:{_ACTIONS_BASE})\b"
+    rf"(?=[^.!?]{{0,40}}\b(?:for you|right away|right now|now|immediately|straight away|today)\b)", re.I)
 # "your refund was issued", "the order has been cancelled", "order {order_id} shipped on {date}".
 _THING = (r"(?:order|orders|refund|parcel|package|shipment|item|items|replacement|return|payment|account|exchange|"
           r"invoice|label|code|voucher|credit|subscription|delivery|address|request|claim|case|ticket|money|"

@@ -196,7 +196,7 @@ def test_a_value_many_conversations_share_is_the_shops_own():
 @pytest.mark.parametrize("text", [
     "I have refunded order #123", "Your refund for order #552211 was issued on 1 October",
     "I've updated the delivery address", "The order has been cancelled.", "Your order 12345 is on its way.",
-    "I'll refund the difference now.",
+    "I'll refund the difference now.", "We will cancel it for you now.",
 ])
 def test_the_guard_refuses_claimed_actions(text):
     assert [p.code for p in reply_guard.check_reply(text)] == ["action"]
@@ -206,6 +206,7 @@ def test_the_guard_refuses_claimed_actions(text):
     "Refunds are issued within 2 days of your return arriving.", "You can reset your password from the login page.",
     "I can't change orders myself; I'm passing this to an agent with your order number #999.",
     "Our support team is available 24/7.", "Standard delivery costs 4.95 EUR.",
+    "We will e-mail you when it is back in stock.",
 ])
 def test_the_guard_lets_informational_text_through(text):
     assert reply_guard.check_reply(text) == []
