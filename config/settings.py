@@ -128,7 +128,7 @@ AUTHENTICATION_BACKENDS = [
 AXES_FAILURE_LIMIT = envint("AXES_FAILURE_LIMIT", 11)
 AXES_COOLOFF_TIME = timedelta(seconds=envint("AXES_COOLOFF_S", 15 * 60))
 AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
-AXES_CLIENT_IP_CALLABLE = "apps.common.client_ip.client_ip"
+AXES_CLIENT_IP_CALLABLE = "apps.common.client_ip.client_ip_or_none"
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False  # its start-up banner would land in every manage.py output

@@ -57,3 +57,11 @@ def client_ip(request) -> str:
         if not _trusted(ip, networks):
             break
     return str(client)
+
+
+def client_ip_or_none(request) -> str | None:
+    """For django-axes, which stores the address in an inet column on PostgreSQL: a peer
+    that is not an address (a unix socket's empty REMOTE_ADDR, a test client's login)
+    is recorded as unknown (NULL) instead of failing the login with a database error."""
+    ip = client_ip(request)
+    return ip if _parse(ip) is not None else None

@@ -17,7 +17,7 @@ from django.core.cache import cache
 from django.test import RequestFactory
 
 from apps.common import ratelimit
-from apps.common.client_ip import client_ip
+from apps.common.client_ip import client_ip, client_ip_or_none
 from apps.common.throttles import TokenRateThrottle
 from apps.support.models import WidgetKey
 from tests.reliability.services import PrivateRedis
@@ -164,3 +164,18 @@ def test_behind_a_trusted_proxy_two_visitors_get_separate_limits_and_untrusted_p
     assert [get("127.0.0.1", "203.0.113.6") for _ in range(3)] == [200, 200, 200]  # a second visitor
     # from an untrusted peer the header is ignored: forging new addresses does not buy new limits
     assert [get("198.51.100.9", f"192.0.2.{i}") for i in range(4)] == [200, 200, 200, 429]
+
+
+@pytest.mark.django_db
+def test_a_login_from_a_peer_without_an_address_is_logged_not_refused(staff):
+    """A unix-socket peer has no REMOTE_ADDR; the login throttle records it as NULL (PostgreSQL's
+    inet column refuses "unknown") and the login goes through."""
+    from axes.models import AccessLog
+    from django.test import Client
+
+    request = RequestFactory().get("/", REMOTE_ADDR="")
+    assert client_ip_or_none(request) is None
+    assert client_ip_or_none(RequestFactory().get("/", REMOTE_ADDR="10.1.2.3")) == "10.1.2.3"
+    c = Client()
+    c.force_login(staff)  # Django's test login: a request with no REMOTE_ADDR at all
+    assert AccessLog.objects.filter(username=staff.get_username(), ip_address__isnull=True).exists()
