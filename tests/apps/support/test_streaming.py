@@ -180,7 +180,7 @@ def test_it_never_generates_a_hand_off(client, widget, trained_bot, llm):
 
 def test_it_streams_the_in_house_language_model_token_by_token(client, widget, trained_bot, settings):
     settings.SUPPORT_REPLY_GENERATOR = "lm"
-    torch.manual_seed(0)  # the model samples: one fixed draw, so both CI passes see the same reply
+    torch.manual_seed(0)  # the model samples: a fixed draw for the trained model at hand
     conv = start_conversation(client, widget)
     events = [parse(c.decode()) for c in client.post(
         **stream_args(widget, conv, "How can I reset my password?")).streaming_content]
@@ -192,7 +192,9 @@ def test_it_streams_the_in_house_language_model_token_by_token(client, widget, t
     # the reply guard whole (one event per generated token) or is withheld at the first piece
     # that claims an action or quotes a value from elsewhere, and the template replaces it.
     if stored.answer_kind == "lm":
-        assert len(tokens) >= 2 and stored.text == "".join(tokens).strip()
+        assert tokens and stored.text == "".join(tokens).strip()
+        # A reply of several words arrives in several events, not as one block at the end.
+        assert len(tokens) >= 2 or len(stored.text.split()) == 1
         assert not reply_guard.check_reply(stored.text, allowed_text="How can I reset my password?")
     else:
         assert stored.answer_kind == "template" and "Forgot password" in stored.text
