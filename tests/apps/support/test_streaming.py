@@ -63,8 +63,8 @@ class LLMServer:
                 for i, piece in enumerate(outer.pieces):
                     event = {"choices": [{"index": 0, "delta": {"content": piece},
                                           "finish_reason": "stop" if i == len(outer.pieces) - 1 else None}]}
+                    outer.sent += 1  # counted before the write: the client may read it before this thread runs on
                     self.chunk(f"data: {json.dumps(event)}\n\n")
-                    outer.sent += 1
                     if i == 0:
                         if outer.mode == "cut":
                             self.wfile.flush()
