@@ -50,12 +50,11 @@ _AGENT = r"\b(?:I|we)(?:'ve|'d|’ve| have| had)?(?:\s+(?:just|now|already|also|
 CLAIMED_ACTION = re.compile(rf"{_AGENT}(?:{_ACTIONS_PAST})\b", re.I)
 # "I'll refund you": the agent's own promise ("we will e-mail you when it is back" is the
 # shop's process, not a promise the bot makes about this customer's order).
+_PROMISED = rf"(?:\s+(?:now|also|just|gladly|happily|immediately|personally))*\s+(?:{_ACTIONS_BASE})\b"
 PROMISED_ACTION = re.compile(
-    rf"\bI(?:'ll|’ll| will| shall| am going to|'m going to| can now)"
-    rf"(?:\s+(?:now|also|just|gladly|happily|immediately|personally))*\s+(?:{_ACTIONS_BASE})\b"
+    rf"\bI(?:'ll|’ll| will| shall| am going to|'m going to| can now){_PROMISED}"
     # "we will cancel it for you now": the shop's "we will" made a promise about this customer.
-    rf"|\bwe(?:'ll|’ll| will| shall| are going to|'re going to)"
-    rf"(?:\s+(?:now|also|just|gladly|happily|immediately|personally))*\s+(?:{_ACTIONS_BASE})\b"
+    rf"|\bwe(?:'ll|’ll| will| shall| are going to|'re going to){_PROMISED}"
     rf"(?=[^.!?]{{0,40}}\b(?:for you|right away|right now|now|immediately|straight away|today)\b)", re.I)
 # "your refund was issued", "the order has been cancelled", "order {order_id} shipped on {date}".
 _THING = (r"(?:order|orders|refund|parcel|package|shipment|item|items|replacement|return|payment|account|exchange|"
