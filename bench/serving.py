@@ -1,7 +1,8 @@
-"""Area 8 — the suite served as in production, on loopback only: PostgreSQL
-(127.0.0.1:5432, a scratch database ``aigc_bench``), Redis (127.0.0.1:6379,
-db 14) as the Celery broker, one Celery worker, gunicorn (2 workers, one per
-core). The demo data (``manage.py demo``) is loaded and its training jobs run on
+"""Area 8 — the suite served as in production, on loopback only, on the soak's
+stack (``bench/stack.py``): PostgreSQL (127.0.0.1:5432, a scratch database
+``aigc_bench``), Redis (127.0.0.1:6379, db 14) as the Celery broker, one Celery
+worker, and the run command's server (gunicorn with ``config/gunicorn.py``: 2
+uvicorn workers, one per core). The demo data (``manage.py demo``) is loaded and its training jobs run on
 that worker; then, through the HTTP APIs with scoped API tokens:
 
 - chat: ``POST /support/api/conversations/<id>/messages/`` (the bot's reply is
@@ -11,7 +12,7 @@ that worker; then, through the HTTP APIs with scoped API tokens:
   classification job's items/s (job start to finish) and end to end;
 - recommend: ``POST /recommend/api/score/`` with 100 candidate ids, and
   ``POST /recommend/api/recommend/`` (k=10), sequential calls, p50/p95.
-Everything this module starts it stops (by process group). The prepared
+Everything the stack starts it stops (by process group). The prepared
 database and models (bench/.cache/serving, database ``aigc_bench``) are kept and
 reused by the next run (BENCH_SERVING_FRESH=1 rebuilds them); the measurements
 are always new.
@@ -24,127 +25,19 @@ import os
 import random
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 from bench.harness import CACHE_DIR, REPO, percentiles, table
+from bench.stack import Stack, StackUnavailable, db_exists, drop_db, pg, reset_db
 
 DB = "aigc_bench"
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 REDIS_DB = 14
-PY = sys.executable
-
-
-class ServingUnavailable(RuntimeError):
-    pass
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _pg(dbname: str = "postgres"):
-    import psycopg
-
-    return psycopg.connect(dbname=dbname, autocommit=True, connect_timeout=5, **PG)
-
-
-def preflight() -> None:
-    try:
-        with _pg() as conn:
-            conn.execute("select 1")
-    except Exception as exc:  # noqa: BLE001
-        raise ServingUnavailable(f"PostgreSQL at 127.0.0.1:5432 (user postgres) unreachable: {exc}") from exc
-    try:
-        import redis
-
-        redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB, socket_timeout=5).ping()
-    except Exception as exc:  # noqa: BLE001
-        raise ServingUnavailable(f"Redis at 127.0.0.1:6379 unreachable: {exc}") from exc
-    if not shutil.which("gunicorn", path=str(Path(PY).parent)) or not shutil.which("celery", path=str(Path(PY).parent)):
-        raise ServingUnavailable("gunicorn / celery not installed in the virtual environment")
-
-
-class Stack:
-    """The processes and scratch state of one serving run."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        self.port = _free_port()
-        self.procs: list[subprocess.Popen] = []
-        var = root / "var"
-        self.env = {
-            **os.environ,
-            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB}",
-            "CELERY_BROKER_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
-            "SECRET_KEY": "bench-serving-not-a-secret-" + os.urandom(8).hex(),
-            "AIGC_VAR_DIR": str(var),
-            "AIGC_ARTIFACTS_DIR": str(var / "artifacts"),
-            "DEBUG": "0",
-            "LOG_LEVEL": "WARNING",
-            "AIGC_DEMO_PASSWORD": "bench-" + os.urandom(6).hex(),
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "PYTHONUNBUFFERED": "1",
-        }
-
-    def manage(self, *args: str, timeout: float = 900) -> str:
-        out = subprocess.run([PY, "manage.py", *args], cwd=REPO, env=self.env, capture_output=True, text=True,
-                             timeout=timeout)
-        if out.returncode != 0:
-            raise RuntimeError(f"manage.py {' '.join(args)} failed: {out.stderr[-2000:]}")
-        return out.stdout
-
-    def start(self, name: str, argv: list[str]) -> subprocess.Popen:
-        log = open(self.root / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
-        p = subprocess.Popen(argv, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.procs.append(p)
-        return p
-
-    def stop(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait(timeout=10)
-
-
-def reset_state() -> None:
-    with _pg() as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB}")
-    import redis
-
-    redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB).flushdb()
-
-
-def drop_db() -> None:
-    with _pg() as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-    import redis
-
-    redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB).flushdb()
-
-
-def _db_exists() -> bool:
-    try:
-        with _pg() as conn:
-            return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB,)).fetchone() is not None
-    except Exception:  # noqa: BLE001
-        return False
 
 
 def jobs(kind_prefix: str = "") -> list[tuple]:
-    with _pg(DB) as conn:
+    with pg(DB) as conn:
         return conn.execute("SELECT id, kind, state, started_at, finished_at, error FROM common_job "
                             "WHERE kind LIKE %s ORDER BY id", (kind_prefix + "%",)).fetchall()
 
@@ -184,19 +77,6 @@ class Client:
         except ValueError:
             payload = {}
         return resp.status, payload, dt
-
-
-def wait_http(port: int, timeout: float = 60) -> None:
-    t_end = time.monotonic() + timeout
-    while time.monotonic() < t_end:
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            c.request("GET", "/healthz")
-            c.getresponse().read()
-            return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError("gunicorn did not answer /healthz")
 
 
 def chat_load(port: int, token: str, questions: list[str], clients: int, duration: float) -> dict:
@@ -252,33 +132,34 @@ def demo_questions() -> list[str]:
 
 
 def run(quick: bool) -> dict:
-    try:
-        preflight()
-    except ServingUnavailable as exc:
-        return {"status": "skipped", "status_detail": str(exc), "tables": []}
     from bench import datasets
 
-    # A time limit (SIGTERM) must still stop the servers this run started: turn it into SystemExit.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     root = CACHE_DIR / "serving"
     setup_file = root / "setup.json"
-    reuse = setup_file.exists() and not os.environ.get("BENCH_SERVING_FRESH") and _db_exists()
+    reuse = setup_file.exists() and not os.environ.get("BENCH_SERVING_FRESH") and db_exists(DB)
     if not reuse:
         shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True, exist_ok=True)
-    stack = Stack(root)
-    if reuse:
-        stack.env.update(json.loads(setup_file.read_text())["env"])
+    keep = json.loads(setup_file.read_text())["env"] if reuse else {"AIGC_DEMO_PASSWORD": "bench-" + os.urandom(6).hex()}
+    stack = Stack(root, DB, f"redis://127.0.0.1:6379/{REDIS_DB}", env=keep)
+    try:
+        stack.preflight()
+    except StackUnavailable as exc:
+        return {"status": "skipped", "status_detail": str(exc), "tables": []}
+    # A time limit (SIGTERM) must still stop the servers this run started: turn it into SystemExit.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ok = False
     try:
-        stack.start("worker", [PY, "-m", "celery", "-A", "config", "worker", "-Q", "default,deliver,train", "-c", "1",
-                               "--without-gossip", "--without-mingle", "-l", "WARNING"])
+        if not reuse:
+            reset_db(DB)
+        stack.flush_redis()
+        stack.start_services(migrate=False)
+        stack.start_workers(1, concurrency=1)
         if reuse:
             setup = json.loads(setup_file.read_text())["setup"]
         else:
             # A fresh database, the demo data of each app, and its models trained (support and
             # recommend on the worker, sentiment inside its demo command, as the apps do).
-            reset_state()
             times: dict[str, float] = {}
             t0 = time.perf_counter()
             stack.manage("migrate", "--noinput")
@@ -294,30 +175,28 @@ def run(quick: bool) -> dict:
                      "load_avg": list(os.getloadavg()),
                      "jobs": [{"kind": r[1], "state": r[2], "s": (r[4] - r[3]).total_seconds() if r[3] and r[4] else None,
                                "error": (r[5] or "")[:300]} for r in jobs()]}
-            keep = {k: stack.env[k] for k in ("SECRET_KEY", "AIGC_DEMO_PASSWORD")}
             setup_file.write_text(json.dumps({"setup": setup, "env": keep}, indent=2))
         demo_jobs = setup["jobs"]
         tokens = {app: stack.manage("create_token", f"bench-{app}", app).strip().splitlines()[-1]
                   for app in ("support", "sentiment", "recommend")}
-        stack.start("gunicorn", [PY, "-m", "gunicorn", "config.wsgi", "-w", "2", "-b", f"127.0.0.1:{stack.port}",
-                                 "--timeout", "120", "--access-logfile", "-"])
-        wait_http(stack.port)
+        stack.start_web(2)  # the run command's server: gunicorn + uvicorn workers (config/gunicorn.py)
+        port = stack.http_port
 
         # Chat.
         questions = demo_questions()
-        warm = Client(stack.port, tokens["support"])
+        warm = Client(port, tokens["support"])
         st, conv, _ = warm.call("POST", "/support/api/conversations/", {})
         for q in questions[:4]:
             warm.call("POST", f"/support/api/conversations/{conv.get('id')}/messages/", {"text": q})
         duration = 8.0 if quick else 20.0
-        chat = [chat_load(stack.port, tokens["support"], questions, c, duration) for c in (1, 8, 32)]
+        chat = [chat_load(port, tokens["support"], questions, c, duration) for c in (1, 8, 32)]
 
         # Sentiment classification on the worker.
         pb = datasets.phrasebank("50").data.texts
         n_items = 1000
         # Unique per run (the app deduplicates by url and by content): the run tag goes in url and body.
         tag = time.strftime("%Y%m%d%H%M%S", time.gmtime())
-        c = Client(stack.port, tokens["sentiment"])
+        c = Client(port, tokens["sentiment"])
 
         def post_batch(texts: list[str], prefix: str) -> tuple[dict, float, list]:
             items = [{"url": f"https://bench.invalid/{tag}/{prefix}/{i}", "headline": t[:490],
@@ -356,7 +235,7 @@ def run(quick: bool) -> dict:
         item_ids = [r[id_key] for r in item_rows]
         users = sorted({r[user_key] for r in event_rows})
         rng = random.Random(0)
-        c = Client(stack.port, tokens["recommend"])
+        c = Client(port, tokens["recommend"])
         n_calls = 60 if quick else 200
         score_lat, rec_lat, errors = [], [], 0
         for i in range(n_calls + 5):
@@ -377,7 +256,7 @@ def run(quick: bool) -> dict:
         stack.stop()
         if not ok and not reuse:
             try:  # a half-prepared database is not worth keeping
-                drop_db()
+                drop_db(DB)
                 setup_file.unlink(missing_ok=True)
             except Exception:  # noqa: BLE001 - best effort clean-up
                 pass
@@ -385,7 +264,8 @@ def run(quick: bool) -> dict:
     chat_rows = [[r["clients"], r["replies"], r["replies_per_s"], r["p50_ms"], r["p95_ms"], r["p99_ms"], r["errors"]]
                  for r in chat]
     return {
-        "summary": "gunicorn (2 workers) + PostgreSQL + Redis + 1 Celery worker on loopback; the demo's own models.",
+        "summary": ("the run command's server (gunicorn, 2 uvicorn workers, config/gunicorn.py) + PostgreSQL + "
+                    "Redis + 1 Celery worker on loopback (bench/stack.py, the soak's stack); the demo's own models."),
         "setup": {"gunicorn_workers": 2, "celery_concurrency": 1, "redis_db": REDIS_DB, "database": DB,
                   "reused_from_earlier_run": reuse, **setup, "demo_jobs": demo_jobs},
         "chat": chat,

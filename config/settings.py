@@ -335,6 +335,8 @@ AIGC_INGEST_PENDING_LIMIT = envint("AIGC_INGEST_PENDING_LIMIT", 20000)
 # runs, so a burst of ingest calls lands in one job; one run drains for at most MAX_RUN_S.
 AIGC_CLASSIFY_DEBOUNCE_S = envfloat("AIGC_CLASSIFY_DEBOUNCE_S", 1.0)
 AIGC_CLASSIFY_MAX_RUN_S = envint("AIGC_CLASSIFY_MAX_RUN_S", 60)
+# During a long drain the alert rules are evaluated at most this often (and once at the end).
+AIGC_ALERT_EVAL_INTERVAL_S = envfloat("AIGC_ALERT_EVAL_INTERVAL_S", 5.0)
 
 # Management commands that `manage.py demo` runs, in order (apps add theirs).
 AIGC_DEMO_COMMANDS = envlist("AIGC_DEMO_COMMANDS", ["support_demo", "sentiment_demo", "recommend_demo"])

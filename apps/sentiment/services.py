@@ -518,7 +518,7 @@ def pending_depth(max_age_s: float = 1.0) -> int:
 
 
 def classify_pending(progress: Progress = _noop, limit: int | None = None, max_run_s: float | None = None,
-                     batch_size: int | None = None) -> dict:
+                     batch_size: int | None = None, after_batch=None) -> dict:
     """Drain the pending items in batches until none is left (or ``limit`` items, or
     ``max_run_s`` seconds), storing classifications and trend counts.
 
@@ -530,7 +530,10 @@ def classify_pending(progress: Progress = _noop, limit: int | None = None, max_r
     claim-classify-store of one worker is serialised against the other's and the
     second sees the first's rows as classified. The "already classified?" re-check
     before the insert stays as a last guard (a row classified by a transaction that
-    committed between our snapshot and our lock)."""
+    committed between our snapshot and our lock).
+
+    ``after_batch(stored)`` is called after each committed batch (the classify job
+    evaluates the alert rules from there during a long drain)."""
     loaded = load_model()
     if loaded is None:
         return {"classified": 0, "note": "no sentiment.news model is trained yet"}
@@ -554,6 +557,8 @@ def classify_pending(progress: Progress = _noop, limit: int | None = None, max_r
         stored += n_stored
         infer_s += dt
         batches += 1
+        if after_batch is not None:
+            after_batch(n_stored)
         progress(min(99.0, 100 * seen / max(1, total)), f"classified {seen} of about {max(total, seen)}")
     return {"classified": seen, "stored": stored, "batches": batches, "inference_s": round(infer_s, 3),
             "model_version": version, "more_pending": pending_items().exists()}

@@ -40,20 +40,40 @@ def relabel_news(job_id: int) -> dict:
 @shared_task(name="apps.sentiment.tasks.classify_news", acks_late=True)
 def classify_news(job_id: int) -> dict:
     """Single-flight: drain the pending items (with any other worker draining beside
-    it, never on the same rows), then evaluate the alert rules only when this run
-    stored something. Queued through ``queue_classification`` (one queued job at a time)."""
+    it, never on the same rows) and evaluate the alert rules when something was stored:
+    at the end of the run, and during a long drain every AIGC_ALERT_EVAL_INTERVAL_S, so a
+    burst that arrives while a backlog drains pages within seconds, not at the end of the
+    run. Queued through ``queue_classification`` (one queued job at a time)."""
+    import time
+
     from django.conf import settings
 
-    from apps.sentiment import services
+    from apps.sentiment import alerts, services
 
     _debounce(job_id, settings.AIGC_CLASSIFY_DEBOUNCE_S)
 
     def work(progress):
-        result = services.classify_pending(progress, max_run_s=settings.AIGC_CLASSIFY_MAX_RUN_S)
-        if result.get("stored"):
-            from apps.sentiment import alerts
+        since = {"stored": 0, "at": time.monotonic()}
+        counts: dict[str, int] | None = None
 
-            result["alerts"] = alerts.evaluate_rules()
+        def evaluate() -> None:
+            nonlocal counts
+            counts = counts or {}
+            for k, v in alerts.evaluate_rules().items():
+                counts[k] = counts.get(k, 0) + v
+            since.update(stored=0, at=time.monotonic())
+
+        def after_batch(stored: int) -> None:
+            since["stored"] += stored
+            if since["stored"] and time.monotonic() - since["at"] >= settings.AIGC_ALERT_EVAL_INTERVAL_S:
+                evaluate()
+
+        result = services.classify_pending(progress, max_run_s=settings.AIGC_CLASSIFY_MAX_RUN_S,
+                                           after_batch=after_batch)
+        if since["stored"]:
+            evaluate()
+        if counts is not None:
+            result["alerts"] = counts
         if result.pop("more_pending", False):
             # Stopped by the time bound with work left: make sure a job follows (joins one if queued).
             queue_classification()

@@ -122,3 +122,28 @@ def test_a_run_with_nothing_to_classify_does_not_evaluate_the_alert_rules(model_
     job = Job.objects.create(kind="sentiment.classify", coalesce_key="pending")
     out = classify_news.run(job_id=job.pk)
     assert out["classified"] == 0 and "alerts" not in out and calls == []
+
+
+@pytest.mark.django_db
+def test_a_long_drain_evaluates_the_alert_rules_while_it_runs_not_only_at_its_end(model_dir, monkeypatch,
+                                                                                   settings):
+    """A burst that arrives behind a backlog must page before the run ends: with the
+    interval at 0 every stored batch is followed by an evaluation."""
+    from apps.sentiment import alerts, services
+    from apps.sentiment.tasks import classify_news
+
+    settings.AIGC_ALERT_EVAL_INTERVAL_S = 0
+    monkeypatch.setattr(conf, "CLASSIFY_BATCH", 2)
+    source = services.source_named("drain")
+    result = services.ingest_items([{"url": f"https://d.example/{i}", "headline": f"Acme update number {i}",
+                                     "published_at": "2026-11-02T10:00:00Z"} for i in range(7)], source)
+    assert len(result.created) == 7
+    seen_at_call = []
+    monkeypatch.setattr(alerts, "evaluate_rules",
+                        lambda *a, **k: seen_at_call.append(Classification.objects.count()) or {"keys": 1})
+    job = Job.objects.create(kind="sentiment.classify", coalesce_key="pending")
+    out = classify_news.run(job_id=job.pk)
+    assert out["stored"] == 7 and out["batches"] == 4
+    # Evaluated after each batch, each time seeing what that batch had stored (2, 4, 6, 7).
+    assert seen_at_call == [2, 4, 6, 7], seen_at_call
+    assert out["alerts"] == {"keys": 4}  # the counts of the four evaluations, summed
