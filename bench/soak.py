@@ -92,7 +92,7 @@ QUESTIONS = [
     "I forgot my password", "Can I change the delivery address for order 5521?", "Do you ship to Norway?",
     "The coupon code does not work", "When will my refund arrive?", "I want to talk to a human",
 ]
-OPS = ("chat", "news_ingest", "recommend", "score", "burst_ingest")
+OPS = ("chat", "chat_open", "news_ingest", "recommend", "score", "burst_ingest")
 
 
 def percentile(xs: list[float], q: float) -> float | None:
@@ -116,17 +116,27 @@ def slope_per_min(points: list[tuple[float, float]]) -> float | None:
 
 
 class Load:
-    def __init__(self, port: int, info: dict, tag: str, news_batch: int):
+    """The load generator. Open loop by default: news and recommend calls are paced to a
+    target rate (a call that runs late is followed at once, without piling up debt), and
+    each chat visitor waits a random think time (exponential, mean ``chat_think_s``)
+    between messages, as a person reads the reply and types. A rate or think time of 0
+    makes that kind closed loop (the next call as soon as the answer is in: a stress run)."""
+
+    def __init__(self, port: int, info: dict, tag: str, news_batch: int, news_period_s: float = 0.0,
+                 rec_period_s: float = 0.0, chat_think_s: float = 0.0):
         self.port = port
         self.info = info
         self.tag = tag
         self.news_batch = news_batch
+        self.period = {"news": news_period_s, "recommend": rec_period_s}
+        self.chat_think_s = chat_think_s
         self.lock = threading.Lock()
         self.measuring = False
         self.samples: dict[str, list[float]] = {k: [] for k in OPS}
         self.errors: dict[str, list[str]] = {k: [] for k in OPS}
         self.refused: dict[str, int] = {k: 0 for k in OPS}
         self.created_items = 0  # stored by a 2xx answer (during the whole run, warm-up included)
+        self.stale_retries = 0  # requests re-sent because the server had closed the idle connection
         self.seq = 0
 
     def _next(self) -> int:
@@ -138,14 +148,24 @@ class Load:
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         t0 = time.perf_counter()
-        try:
-            conn.request(method, path, body=data, headers=headers)
-            resp = conn.getresponse()
-            payload = resp.read()
-            status = resp.status
-        except (OSError, http.client.HTTPException) as exc:
-            status, payload = 0, f"{type(exc).__name__}: {exc}".encode()
-            conn.close()
+        for attempt in (1, 2):
+            reused = conn.sock is not None
+            try:
+                conn.request(method, path, body=data, headers=headers)
+                resp = conn.getresponse()
+                payload = resp.read()
+                status = resp.status
+                break
+            except (OSError, http.client.HTTPException) as exc:
+                status, payload = 0, f"{type(exc).__name__}: {exc}".encode()
+                conn.close()
+                # The server closed an idle keep-alive connection before this request reached it:
+                # send it again on a new connection, as browsers and HTTP libraries do. Counted.
+                if not (reused and attempt == 1 and isinstance(exc, BrokenPipeError | ConnectionResetError
+                                                               | http.client.RemoteDisconnected)):
+                    break
+                with self.lock:
+                    self.stale_retries += 1
         ms = (time.perf_counter() - t0) * 1000
         with self.lock:
             if self.measuring:
@@ -160,17 +180,28 @@ class Load:
     def client(self, stop: threading.Event, kind: str, seed: int) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         tok = self.info["tokens"]
-        conv = None
+        conv, sent = None, 0
         rng = random.Random(seed)
+        period = self.period.get(kind, 0.0)
+        # Paced clients start spread over one period, not in step.
+        next_at = time.monotonic() + (rng.random() * period if period else 0.0)
         while not stop.is_set():
+            if period:
+                now = time.monotonic()
+                if next_at > now and stop.wait(next_at - now):
+                    break
+                next_at = max(next_at + period, time.monotonic() - period)
             n = self._next()
             if kind == "chat":
-                if conv is None or n % 6 == 0:
-                    st, body = self.call(conn, "chat", "POST", "/support/api/conversations/", tok["support"], {})
-                    conv = json.loads(body)["id"] if st == 201 else None
+                if conv is None or sent >= 5:
+                    st, body = self.call(conn, "chat_open", "POST", "/support/api/conversations/", tok["support"], {})
+                    conv, sent = (json.loads(body)["id"] if st == 201 else None), 0
                     continue
                 self.call(conn, "chat", "POST", f"/support/api/conversations/{conv}/messages/", tok["support"],
                           {"text": rng.choice(QUESTIONS)})
+                sent += 1
+                if self.chat_think_s and stop.wait(rng.expovariate(1.0 / self.chat_think_s)):
+                    break
             elif kind == "news":
                 items = [{"url": f"https://soak.example.com/{self.tag}/{n}/{i}",
                           "headline": f"Soak {self.tag} {n}.{i}: {rng.choice(['Acme', 'Globex', 'Initech'])} "
@@ -320,7 +351,8 @@ class Sampler(threading.Thread):
 
 
 def run(seconds: float, chat_clients: int = 8, news_clients: int = 2, rec_clients: int = 2,
-        news_batch: int = 25, gunicorn_workers: int = 2, warmup_s: float = 30.0, db: str = DEFAULT_DB,
+        news_batch: int = 50, gunicorn_workers: int = 2, warmup_s: float = 30.0, db: str = DEFAULT_DB,
+        news_rate: float = 100.0, rec_rate: float = 4.0, chat_think_s: float = 3.0,
         redis_url: str | None = None, root: Path | None = None) -> dict:
     root = root or REPO / "var" / "soak"
     # The probe's webhook receiver listens on loopback, which the guarded client refuses by default.
@@ -343,7 +375,9 @@ def run(seconds: float, chat_clients: int = 8, news_clients: int = 2, rec_client
         stack.start_workers(2, concurrency=1)
         stack.start_beat()
         stack.start_web(gunicorn_workers)
-        load = Load(stack.http_port, info, tag, news_batch)
+        load = Load(stack.http_port, info, tag, news_batch,
+                    news_period_s=news_batch * news_clients / news_rate if news_rate else 0.0,
+                    rec_period_s=rec_clients / rec_rate if rec_rate else 0.0, chat_think_s=chat_think_s)
         stop = threading.Event()
         kinds = ["chat"] * chat_clients + ["news"] * news_clients + ["recommend"] * rec_clients
         threads = [threading.Thread(target=load.client, args=(stop, k, i), daemon=True) for i, k in enumerate(kinds)]
@@ -488,13 +522,21 @@ def run(seconds: float, chat_clients: int = 8, news_clients: int = 2, rec_client
     load_note = (f"Load average (1 min) during the measured window: mean {sum(loads) / len(loads):.1f}, "
                  f"max {max(loads):.1f} on {os.cpu_count()} cores (the machine is shared)." if loads else "")
     return {
-        "summary": (f"{elapsed / 60:.1f}-minute soak after {warmup_s:.0f} s of warm-up: {chat_clients} chat, "
-                    f"{news_clients} news ({news_batch} items per call) and {rec_clients} recommend client threads "
-                    f"against the run command's server (gunicorn {gunicorn_workers} uvicorn workers) + PostgreSQL + "
-                    f"Redis + 2 Celery workers (concurrency 1) + beat, all on this machine. {load_note}"),
+        "summary": (f"{elapsed / 60:.1f}-minute soak after {warmup_s:.0f} s of warm-up, against the run command's "
+                    f"server (gunicorn {gunicorn_workers} uvicorn workers) + PostgreSQL + Redis + 2 Celery workers "
+                    f"(concurrency 1) + beat, all on this machine. Offered load: {chat_clients} chat visitors "
+                    + (f"(each waits a random think time, mean {chat_think_s:g} s, between messages)" if chat_think_s
+                       else "(closed loop: no think time)")
+                    + f", news ingest {'at ' + format(news_rate, 'g') + ' items/s' if news_rate else 'closed loop'} "
+                    f"({news_clients} clients, {news_batch} items per call), recommend/score "
+                    f"{'at ' + format(rec_rate, 'g') + ' calls/s' if rec_rate else 'closed loop'} ({rec_clients} clients), "
+                    f"and a burst probe. {load_note}"),
         "seconds": elapsed, "warmup_s": warmup_s, "database": db, "redis": redis_url or "private redis-server",
-        "clients": {"chat": chat_clients, "news": news_clients, "recommend": rec_clients, "news_batch": news_batch},
+        "clients": {"chat": chat_clients, "news": news_clients, "recommend": rec_clients, "news_batch": news_batch,
+                    "news_rate_items_per_s": news_rate, "recommend_rate_per_s": rec_rate,
+                    "chat_think_s": chat_think_s},
         "gunicorn_workers": gunicorn_workers, "celery_workers": 2, "models": info.get("models"),
+        "stale_connection_retries": load.stale_retries,
         "ops": ops, "pipeline": pipeline, "webhooks": webhooks, "memory": memory, "stop_s": stop_s,
         "load_avg_during": {"mean": sum(loads) / len(loads) if loads else None, "max": max(loads) if loads else None},
         "samples": measured_rows[::5],
@@ -527,7 +569,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chat-clients", type=int, default=8)
     parser.add_argument("--news-clients", type=int, default=2)
     parser.add_argument("--recommend-clients", type=int, default=2)
-    parser.add_argument("--news-batch", type=int, default=25, help="items per ingest call")
+    parser.add_argument("--news-batch", type=int, default=50, help="items per ingest call")
+    parser.add_argument("--news-rate", type=float, default=100.0, help="offered news items/s (0: closed loop)")
+    parser.add_argument("--recommend-rate", type=float, default=4.0, help="recommend + score calls/s (0: closed loop)")
+    parser.add_argument("--chat-think-s", type=float, default=3.0,
+                        help="mean pause of a chat visitor between messages (0: closed loop)")
     parser.add_argument("--gunicorn-workers", type=int, default=2)
     parser.add_argument("--db", default=os.environ.get("SOAK_DB", DEFAULT_DB), help="PostgreSQL database (kept)")
     parser.add_argument("--redis-url", default=os.environ.get("SOAK_REDIS_URL") or None,
@@ -538,12 +584,13 @@ def main(argv: list[str] | None = None) -> int:
     seconds = args.seconds if args.seconds is not None else 60 * (args.minutes or 1)
     if seconds > 2400:
         parser.error("a soak is bounded to 40 minutes")
-    command = "python -m bench.soak " + (f"--minutes {args.minutes:g}" if args.minutes else f"--seconds {seconds:g}")
+    command = "python -m bench.soak " + " ".join(sys.argv[1:] if argv is None else argv)
     t0 = time.perf_counter()
     load_at_start = os.getloadavg()
     try:
         result = run(seconds, args.chat_clients, args.news_clients, args.recommend_clients, args.news_batch,
-                     args.gunicorn_workers, db=args.db, redis_url=args.redis_url,
+                     args.gunicorn_workers, db=args.db, redis_url=args.redis_url, news_rate=args.news_rate,
+                     rec_rate=args.recommend_rate, chat_think_s=args.chat_think_s,
                      root=Path(args.root) if args.root else None)
     except StackUnavailable as exc:
         parser.error(str(exc))

@@ -70,15 +70,17 @@ def drop_db(db: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
 
+def children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
 def rss_kb(pid: int) -> int:
     """Resident memory of a process and its direct children (gunicorn and celery fork workers)."""
     total = 0
-    pids = [pid]
-    try:
-        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        pass
-    for p in pids:
+    for p in [pid, *children(pid)]:
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -220,7 +222,9 @@ class Stack:
 
     def stop(self) -> dict[str, float]:
         """Stop every process with the run command's signal and time each one; SIGKILL after 20 s."""
-        order = [n for n in self.procs if n != "redis"] + (["redis"] if "redis" in self.procs else [])
+        # The broker last, once the rest is down: a Celery worker whose broker vanished retries
+        # its shutdown publishes against it and never exits (the first soak runs here did so).
+        order = [n for n in self.procs if n != "redis"]
         t0 = {}
         for name in order:
             proc = self.procs[name]
@@ -233,6 +237,7 @@ class Stack:
                 t0[name] = time.monotonic()
         # Poll them together: each one's time is its own, not its wait behind another.
         waiting = set(t0)
+        dumped: set[str] = set()
         while waiting:
             for name in list(waiting):
                 proc = self.procs[name]
@@ -240,6 +245,14 @@ class Stack:
                 if proc.poll() is not None:
                     self.stop_s[name] = round(elapsed, 2)
                     waiting.discard(name)
+                elif elapsed > 8 and name.startswith("worker") and name not in dumped:
+                    # Why is it still up? Celery answers SIGUSR1 with every thread's stack in its log.
+                    dumped.add(name)
+                    for pid in [proc.pid, *children(proc.pid)]:
+                        try:
+                            os.kill(pid, signal.SIGUSR1)
+                        except ProcessLookupError:
+                            pass
                 elif elapsed > 20:
                     self.stop_s[name] = float("inf")
                     try:
@@ -249,6 +262,16 @@ class Stack:
                     proc.wait(timeout=10)
                     waiting.discard(name)
             time.sleep(0.05)
+        if "redis" in self.procs and self.procs["redis"].poll() is None:
+            redis = self.procs["redis"]
+            t_redis = time.monotonic()
+            redis.terminate()
+            try:
+                redis.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(redis.pid, signal.SIGKILL)
+                redis.wait(timeout=10)
+            self.stop_s["redis"] = round(time.monotonic() - t_redis, 2)
         for log in self.logs:
             log.close()
         self.logs.clear()

@@ -57,7 +57,12 @@ def enqueue_coalesced(task, kind: str, key: str = "all", *, user=None, **task_kw
             with transaction.atomic():
                 job = Job.objects.create(kind=kind, coalesce_key=key, params=stored, created_by=owner)
         except IntegrityError:
-            job = Job.objects.filter(kind=kind, coalesce_key=key, state=Job.State.QUEUED).first()
+            # Locked until our transaction commits: a worker's claim of this job waits for
+            # it, so the run that takes the job sees the rows we are joining it for (else a
+            # run could drain before they commit, and end with them pending and no job).
+            with transaction.atomic():
+                job = Job.objects.select_for_update().filter(kind=kind, coalesce_key=key,
+                                                             state=Job.State.QUEUED).first()
             if job is None:
                 continue  # a worker claimed it between our insert and this read: try to create again
             pk, unsent = job.pk, not job.task_id

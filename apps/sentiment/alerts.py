@@ -179,13 +179,17 @@ def replay(rule: AlertRule, key: str, now: datetime | None = None, config: Detec
 
 # --- live evaluation: episodes → Alert rows and webhooks --------------------------
 
-def evaluate_rules(now: datetime | None = None, rules=None) -> dict:
-    """Evaluate every enabled rule (or the given ones). Returns event counts."""
+def evaluate_rules(now: datetime | None = None, rules=None, touched: set[tuple[str, str]] | None = None) -> dict:
+    """Evaluate every enabled rule (or the given ones); with ``touched``, only the
+    (scope, key) pairs in it. Returns event counts."""
     now = now or timezone.now()
     counts: dict[str, int] = {"firing": 0, "updated": 0, "resolved": 0, "reopened": 0, "withdrawn": 0, "keys": 0}
     rules = list(rules if rules is not None else AlertRule.objects.filter(enabled=True))
     for rule in rules:
-        for key in rule_keys(rule):
+        keys = rule_keys(rule)
+        if touched is not None:
+            keys = [k for k in keys if (rule.scope, k) in touched]
+        for key in keys:
             counts["keys"] += 1
             for kind in evaluate_rule_key(rule, key, now):
                 counts[kind] = counts.get(kind, 0) + 1
@@ -301,16 +305,19 @@ def _link_items(alert: Alert, start: datetime, end: datetime) -> None:
     have = alert.items.count()
     if have >= MAX_ALERT_ITEMS:
         return
-    qs = NewsItem.objects.filter(published_at__gte=start, published_at__lt=end,
-                                 classification__isnull=False).select_related("classification")
+    qs = NewsItem.objects.filter(published_at__gte=start, published_at__lt=end, classification__isnull=False)
     if alert.scope == Scope.TOPIC:
         qs = qs.filter(classification__topic=alert.key)
     if alert.rule.metric in (AlertRule.Metric.NEGATIVE_COUNT, AlertRule.Metric.NEGATIVE_SHARE):
         qs = qs.filter(classification__sentiment="negative")
-    linked = set(alert.items.values_list("pk", flat=True))
-    items = [it for it in qs.order_by("published_at")[:2000]
-             if it.pk not in linked and (alert.scope == Scope.TOPIC or alert.key in (it.tickers or []))]
-    alert.items.add(*items[:MAX_ALERT_ITEMS - have])
+    # Ids and tickers only, and not the ones linked already: this runs on every evaluation
+    # of a firing alert, and whole rows (with their probability tables) made it the slow part.
+    qs = qs.exclude(pk__in=alert.items.values("pk")).order_by("published_at")
+    if alert.scope == Scope.TOPIC:
+        ids = list(qs.values_list("pk", flat=True)[:MAX_ALERT_ITEMS - have])
+    else:
+        ids = [pk for pk, tickers in qs.values_list("pk", "tickers")[:2000] if alert.key in (tickers or [])]
+    alert.items.add(*ids[:MAX_ALERT_ITEMS - have])
 
 
 # --- staff actions -----------------------------------------------------------------

@@ -532,8 +532,9 @@ def classify_pending(progress: Progress = _noop, limit: int | None = None, max_r
     before the insert stays as a last guard (a row classified by a transaction that
     committed between our snapshot and our lock).
 
-    ``after_batch(stored)`` is called after each committed batch (the classify job
-    evaluates the alert rules from there during a long drain)."""
+    ``after_batch(stored, touched)`` is called after each committed batch with the
+    (scope, key) pairs whose trend buckets it changed (the classify job evaluates the
+    alert rules of those keys from there during a long drain)."""
     loaded = load_model()
     if loaded is None:
         return {"classified": 0, "note": "no sentiment.news model is trained yet"}
@@ -550,7 +551,7 @@ def classify_pending(progress: Progress = _noop, limit: int | None = None, max_r
         if deadline is not None and time.monotonic() > deadline:
             break
         take = size if limit is None else min(size, limit - seen)
-        n_seen, n_stored, dt = _classify_one_batch(model, version, take)
+        n_seen, n_stored, dt, touched = _classify_one_batch(model, version, take)
         if not n_seen:
             break
         seen += n_seen
@@ -558,22 +559,22 @@ def classify_pending(progress: Progress = _noop, limit: int | None = None, max_r
         infer_s += dt
         batches += 1
         if after_batch is not None:
-            after_batch(n_stored)
+            after_batch(n_stored, touched)
         progress(min(99.0, 100 * seen / max(1, total)), f"classified {seen} of about {max(total, seen)}")
     return {"classified": seen, "stored": stored, "batches": batches, "inference_s": round(infer_s, 3),
             "model_version": version, "more_pending": pending_items().exists()}
 
 
-def _classify_one_batch(model, version, size: int) -> tuple[int, int, float]:
+def _classify_one_batch(model, version, size: int) -> tuple[int, int, float, set[tuple[str, str]]]:
     """Claim up to ``size`` pending rows, classify and store them in one transaction.
-    Returns (rows claimed, classifications stored, inference seconds)."""
+    Returns (rows claimed, classifications stored, inference seconds, trend keys touched)."""
     from apps.common import metrics
 
     with transaction.atomic():
         batch = list(pending_items().select_for_update(skip_locked=True, of=("self",))
                      .only("id", "headline", "body", "published_at", "tickers")[:size])
         if not batch:
-            return 0, 0, 0.0
+            return 0, 0, 0.0, set()
         t0 = time.perf_counter()
         preds = classify_texts(model, [it.text for it in batch])
         dt = time.perf_counter() - t0
@@ -608,7 +609,8 @@ def _classify_one_batch(model, version, size: int) -> tuple[int, int, float]:
                 kept.append(row)
             rows = kept
         apply_trends(rows)
-    return len(batch), len(rows), dt
+    touched = {(Scope.TOPIC.value, r[1]) for r in rows} | {(Scope.COMPANY.value, t) for r in rows for t in (r[3] or [])}
+    return len(batch), len(rows), dt, touched
 
 
 def correct_label(item: NewsItem, user, topic: str | None = None, sentiment: str | None = None) -> Classification:

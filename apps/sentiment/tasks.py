@@ -54,17 +54,22 @@ def classify_news(job_id: int) -> dict:
 
     def work(progress):
         since = {"stored": 0, "at": time.monotonic()}
+        touched: set[tuple[str, str]] = set()
         counts: dict[str, int] | None = None
 
         def evaluate() -> None:
+            # Only the keys whose buckets this run changed: the others' windows are as
+            # they were (beat evaluates every rule each minute for windows that close).
             nonlocal counts
             counts = counts or {}
-            for k, v in alerts.evaluate_rules().items():
+            for k, v in alerts.evaluate_rules(touched=set(touched)).items():
                 counts[k] = counts.get(k, 0) + v
             since.update(stored=0, at=time.monotonic())
+            touched.clear()
 
-        def after_batch(stored: int) -> None:
+        def after_batch(stored: int, keys: set[tuple[str, str]]) -> None:
             since["stored"] += stored
+            touched.update(keys)
             if since["stored"] and time.monotonic() - since["at"] >= settings.AIGC_ALERT_EVAL_INTERVAL_S:
                 evaluate()
 

@@ -86,11 +86,18 @@ def test_a_burst_of_100_ingests_makes_one_queued_job_at_a_time_and_classifies_ea
         for t in senders:
             t.join()
         total = CALLS * PER_CALL
-        wait_for(lambda: Classification.objects.count() >= total and not Job.objects.filter(
-            kind="sentiment.classify", state__in=["queued", "running"]).exists(), timeout=240,
-            what="every item to be classified")
-        stop.set()
-        watcher.join()
+        try:
+            wait_for(lambda: Classification.objects.count() >= total and not Job.objects.filter(
+                kind="sentiment.classify", state__in=["queued", "running"]).exists(), timeout=240,
+                what="every item to be classified")
+        except AssertionError as e:  # say where it stuck: the jobs and what the workers logged
+            jobs = list(Job.objects.values_list("id", "kind", "state", "attempts", "progress", "error"))
+            logs = "\n".join(f"--- {w.name}\n{w.log_path.read_text()[-2500:]}" for w in workers)
+            raise AssertionError(f"{e}; classified {Classification.objects.count()} of {total}; "
+                                 f"jobs {jobs}\n{logs}") from None
+        finally:
+            stop.set()
+            watcher.join()
 
         assert codes == [201] * CALLS
         assert most_queued[0] <= 1
@@ -138,12 +145,21 @@ def test_a_long_drain_evaluates_the_alert_rules_while_it_runs_not_only_at_its_en
     result = services.ingest_items([{"url": f"https://d.example/{i}", "headline": f"Acme update number {i}",
                                      "published_at": "2026-11-02T10:00:00Z"} for i in range(7)], source)
     assert len(result.created) == 7
-    seen_at_call = []
-    monkeypatch.setattr(alerts, "evaluate_rules",
-                        lambda *a, **k: seen_at_call.append(Classification.objects.count()) or {"keys": 1})
+    seen_at_call, touched = [], []
+
+    def fake_evaluate(*a, **k):
+        seen_at_call.append(Classification.objects.count())
+        touched.append(k.get("touched"))
+        return {"keys": 1}
+
+    monkeypatch.setattr(alerts, "evaluate_rules", fake_evaluate)
     job = Job.objects.create(kind="sentiment.classify", coalesce_key="pending")
     out = classify_news.run(job_id=job.pk)
     assert out["stored"] == 7 and out["batches"] == 4
     # Evaluated after each batch, each time seeing what that batch had stored (2, 4, 6, 7).
     assert seen_at_call == [2, 4, 6, 7], seen_at_call
     assert out["alerts"] == {"keys": 4}  # the counts of the four evaluations, summed
+    # Each evaluation is told the trend keys its batch changed (the topics its items got).
+    topics = [{("topic", t) for t in Classification.objects.order_by("id").values_list("topic", flat=True)
+               [i:j]} for i, j in ((0, 2), (2, 4), (4, 6), (6, 7))]
+    assert touched == topics
