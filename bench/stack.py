@@ -224,9 +224,18 @@ class Stack:
         """Stop every process with the run command's signal and time each one; SIGKILL after 20 s."""
         # The broker last, once the rest is down: a Celery worker whose broker vanished retries
         # its shutdown publishes against it and never exits (the first soak runs here did so).
-        order = [n for n in self.procs if n != "redis"]
+        self._stop_together([n for n in self.procs if n != "redis"])
+        self._stop_together([n for n in self.procs if n == "redis"])
+        for log in self.logs:
+            log.close()
+        self.logs.clear()
+        return self.stop_s
+
+    def _stop_together(self, names: list[str]) -> None:
+        """Signal the named processes at once and record each one's time to exit
+        (inf for one that needed SIGKILL after 20 s)."""
         t0 = {}
-        for name in order:
+        for name in names:
             proc = self.procs[name]
             if proc.poll() is None:
                 sig = signal.SIGQUIT if name.startswith("worker") else signal.SIGTERM
@@ -262,17 +271,4 @@ class Stack:
                     proc.wait(timeout=10)
                     waiting.discard(name)
             time.sleep(0.05)
-        if "redis" in self.procs and self.procs["redis"].poll() is None:
-            redis = self.procs["redis"]
-            t_redis = time.monotonic()
-            redis.terminate()
-            try:
-                redis.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(redis.pid, signal.SIGKILL)
-                redis.wait(timeout=10)
-            self.stop_s["redis"] = round(time.monotonic() - t_redis, 2)
-        for log in self.logs:
-            log.close()
-        self.logs.clear()
-        return self.stop_s
+

@@ -416,12 +416,17 @@ def due_sources(now=None) -> list[NewsSource]:
 
 # --- trends -------------------------------------------------------------------
 
+def trend_keys(topic: str, tickers: list[str] | None) -> list[tuple[str, str]]:
+    """The (scope, key) series an item with this topic and these tickers counts in."""
+    return [(Scope.TOPIC, topic)] + [(Scope.COMPANY, t) for t in (tickers or [])]
+
+
 def apply_trends(rows: Iterable[tuple[datetime, str, str, list[str]]], sign: int = 1) -> int:
     """Add (sign=+1) or remove (-1) items to the trend buckets: each row is
     (published_at, topic, sentiment, tickers). Returns the buckets touched."""
     agg: dict[tuple[str, str, str, datetime], list[int]] = defaultdict(lambda: [0, 0, 0])
     for published_at, topic, sentiment, tickers in rows:
-        keys = [(Scope.TOPIC, topic)] + [(Scope.COMPANY, t) for t in (tickers or [])]
+        keys = trend_keys(topic, tickers)
         for size in BUCKET_SECONDS:
             start = bucket_start(published_at, size)
             for scope, key in keys:
@@ -609,7 +614,7 @@ def _classify_one_batch(model, version, size: int) -> tuple[int, int, float, set
                 kept.append(row)
             rows = kept
         apply_trends(rows)
-    touched = {(Scope.TOPIC.value, r[1]) for r in rows} | {(Scope.COMPANY.value, t) for r in rows for t in (r[3] or [])}
+    touched = {k for _, topic, _, tickers in rows for k in trend_keys(topic, tickers)}
     return len(batch), len(rows), dt, touched
 
 
