@@ -24,6 +24,21 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 EMBED_DIM = 384
 MAX_TOKENS = 128  # MiniLM was trained on 128-token inputs; longer text is truncated
 
+# Inference pads every batch to one of a few (rows, tokens) shapes. With exact shapes a
+# long-running worker sees hundreds of distinct ones, and the CPU kernels' per-shape
+# caches and the allocator's fragments grew its RSS by >10 MB/min without end (issue 15);
+# with these buckets it plateaus. Padded positions are masked, padded rows dropped.
+_TOKEN_BUCKETS = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+
+
+def bucket_rows(n: int, batch_size: int) -> int:
+    """The padded row count for a batch of ``n``: the next power of two, at most batch_size."""
+    return min(batch_size, 1 << max(0, n - 1).bit_length())
+
+
+def bucket_tokens(t: int) -> int:
+    return next((b for b in _TOKEN_BUCKETS if b >= t), t)
+
 
 class EncoderMissing(RuntimeError):
     """The packaged model is not installed."""
@@ -64,6 +79,22 @@ class SentenceEncoder(nn.Module):
             list(texts), padding=True, truncation=True, max_length=max_tokens, return_tensors="pt"
         )
 
+    def tokenize_padded(self, texts: Sequence[str], rows: int, max_tokens: int = MAX_TOKENS
+                        ) -> dict[str, torch.Tensor]:
+        """``tokenize`` padded to ``rows`` rows (copies of the first; the caller drops them)
+        and a bucketed token length, so inference sees few distinct shapes."""
+        batch = self.tokenize(texts, max_tokens=max_tokens)
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        extra_rows, extra_tokens = rows - ids.shape[0], bucket_tokens(ids.shape[1]) - ids.shape[1]
+        if extra_tokens > 0:
+            pad = self.tokenizer.pad_token_id or 0
+            ids = torch.nn.functional.pad(ids, (0, extra_tokens), value=pad)
+            mask = torch.nn.functional.pad(mask, (0, extra_tokens), value=0)
+        if extra_rows > 0:
+            ids = torch.cat([ids, ids[:1].expand(extra_rows, -1)])
+            mask = torch.cat([mask, mask[:1].expand(extra_rows, -1)])
+        return {"input_ids": ids, "attention_mask": mask}
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         # input_ids, attention_mask: (B, T) -> unnormalised sentence vectors (B, H)
         out = self.transformer(input_ids=input_ids, attention_mask=attention_mask)
@@ -96,11 +127,12 @@ class SentenceEncoder(nn.Module):
             batches = tqdm(batches, desc="encode", unit="batch")
         for start in batches:
             idx = order[start : start + batch_size]
-            batch = self.tokenize([texts[i] or " " for i in idx], max_tokens=max_tokens)
+            batch = self.tokenize_padded([texts[i] or " " for i in idx], bucket_rows(len(idx), batch_size),
+                                         max_tokens=max_tokens)
             batch = {k: v.to(device.device) for k, v in batch.items()}
             with autocast(device):
                 vecs = self(batch["input_ids"], batch["attention_mask"])
-            vecs = vecs.float()
+            vecs = vecs[: len(idx)].float()
             if normalize:
                 vecs = torch.nn.functional.normalize(vecs, dim=-1)
             chunks.append(vecs.cpu().numpy())

@@ -17,3 +17,23 @@ def test_it_keeps_input_order_and_handles_empty():
     single = np.stack([encode([t])[0] for t in texts])
     np.testing.assert_allclose(batched, single, atol=2e-2)
     assert encode([]).shape == (0, EMBED_DIM)
+
+
+def test_inference_sees_few_shapes_and_padding_changes_nothing():
+    # A worker classifying all day must not meet a new (rows, tokens) shape per batch.
+    from aigc_core.retrieval.encoder import bucket_rows, bucket_tokens, shared_encoder
+
+    assert {bucket_rows(n, 64) for n in range(1, 300)} == {1, 2, 4, 8, 16, 32, 64}
+    assert len({bucket_tokens(t) for t in range(1, 129)}) == 6 and bucket_tokens(129) == 192
+    enc = shared_encoder()
+    texts = ["the bank cut its outlook", "shares fell", "profit warning after a weak quarter for the group"]
+    batch = enc.tokenize_padded(texts, rows=4)
+    assert tuple(batch["input_ids"].shape) == (4, 16) and batch["attention_mask"][:3].sum() == \
+        enc.tokenize(texts)["attention_mask"].sum()
+    import torch
+
+    with torch.no_grad():
+        exact = enc.tokenize(texts)
+        want = torch.nn.functional.normalize(enc(exact["input_ids"], exact["attention_mask"]), dim=-1)
+        got = torch.nn.functional.normalize(enc(batch["input_ids"], batch["attention_mask"])[:3], dim=-1)
+    np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-5)
