@@ -107,7 +107,7 @@ class NewsList(generics.ListAPIView, SentimentAPIView):
         if sentiment := p.get("sentiment"):
             qs = qs.filter(classification__sentiment=sentiment)
         if p.get("unclassified") in {"1", "true"}:
-            qs = qs.filter(classification__isnull=True)
+            qs = qs.filter(pending=True)
         if ticker := p.get("ticker"):
             ids = [i for i, t in qs.values_list("id", "tickers")[:5000] if ticker.upper() in (t or [])]
             qs = qs.filter(id__in=ids)

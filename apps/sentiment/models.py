@@ -91,10 +91,18 @@ class NewsItem(models.Model):
     # Gold labels: from a labelled import or a staff correction; training reads these.
     gold_topic = models.CharField(max_length=40, blank=True)
     gold_sentiment = models.CharField(max_length=10, blank=True)
+    # True until a Classification is stored. Workers and the backpressure check find the
+    # pending rows through a partial index on this flag; "no classification" was an
+    # anti-join over all the news, which grew with the table and, half an hour into a
+    # soak, cost more than the classification itself.
+    pending = models.BooleanField(default=True, editable=False)
 
     class Meta:
         ordering = ["-published_at", "-id"]
-        indexes = [models.Index(fields=["ingested_at", "id"])]
+        indexes = [
+            models.Index(fields=["ingested_at", "id"]),
+            models.Index(fields=["published_at", "id"], condition=Q(pending=True), name="sentiment_news_pending"),
+        ]
 
     def __str__(self) -> str:
         return self.headline[:80]
@@ -366,3 +374,17 @@ class DeliveryAttempt(models.Model):
     class Meta:
         ordering = ["at", "id"]
         constraints = [models.UniqueConstraint(fields=["delivery", "attempt_no"], name="sentiment_attempt_unique")]
+
+
+def _classification_saved(sender, instance: Classification, created: bool, **kwargs) -> None:
+    if created:
+        NewsItem.objects.filter(pk=instance.item_id, pending=True).update(pending=False)
+
+
+def _classification_deleted(sender, instance: Classification, **kwargs) -> None:
+    NewsItem.objects.filter(pk=instance.item_id).update(pending=True)
+
+
+# bulk_create (the workers' path) sends no signal; it clears the flag itself.
+models.signals.post_save.connect(_classification_saved, sender=Classification)
+models.signals.post_delete.connect(_classification_deleted, sender=Classification)

@@ -506,7 +506,7 @@ def classify_texts(model, texts: list[str]) -> list[dict]:
 
 def pending_items():
     """News items with no classification yet (oldest news first)."""
-    return NewsItem.objects.filter(classification__isnull=True).order_by("published_at", "id")
+    return NewsItem.objects.filter(pending=True).order_by("published_at", "id")
 
 
 _depth_cache: dict[str, float] = {"at": -1e9, "n": 0}
@@ -514,7 +514,7 @@ _depth_cache: dict[str, float] = {"at": -1e9, "n": 0}
 
 def pending_depth(max_age_s: float = 1.0) -> int:
     """How many items wait for classification, re-counted at most every ``max_age_s``
-    per process (ingest asks on every call; the count is an anti-join over the news)."""
+    per process (ingest asks on every call)."""
     now = time.monotonic()
     if now - _depth_cache["at"] > max_age_s:
         _depth_cache["n"] = pending_items().count()
@@ -613,6 +613,8 @@ def _classify_one_batch(model, version, size: int) -> tuple[int, int, float, set
                     continue
                 kept.append(row)
             rows = kept
+        # Every claimed row has a classification now, ours or (skipped above) another's.
+        NewsItem.objects.filter(pk__in=[it.pk for it in batch]).update(pending=False)
         apply_trends(rows)
     touched = {k for _, topic, _, tickers in rows for k in trend_keys(topic, tickers)}
     return len(batch), len(rows), dt, touched

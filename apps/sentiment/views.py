@@ -70,7 +70,7 @@ def dashboard(request):
         "topics": conf.topics(),
         "sentiments": SENTIMENTS,
         "model": _model_info(),
-        "unclassified": NewsItem.objects.filter(classification__isnull=True).count(),
+        "unclassified": NewsItem.objects.filter(pending=True).count(),
         "total": NewsItem.objects.count(),
         "jobs": Job.objects.filter(kind__startswith="sentiment.")[:5],
         "disabled_subs": WebhookSubscription.objects.filter(enabled=False).exclude(disabled_reason="disabled by staff"),
