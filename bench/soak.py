@@ -37,7 +37,11 @@ DEFAULT_DB = "aigc_soak"
 
 PREPARE = """
 import json
-from apps.common.models import ApiToken
+from apps.common.models import ApiToken, Job
+# This run's broker is new: a job an earlier, interrupted run left queued or running has no
+# message any more. The sweeper would re-send it after AIGC_JOB_REQUEUE_AFTER; ingest would
+# join it meanwhile, and the first minutes of the window would measure that recovery.
+Job.objects.filter(state__in=["queued", "running"]).update(state="failed", error="soak: left by an earlier run")
 from apps.recommend.models import Item, Event
 from apps.common import engine
 tokens = {a: ApiToken.issue(name="soak-" + a, app=a)[1] for a in ("support", "sentiment", "recommend")}

@@ -238,6 +238,7 @@ def _reconcile(rule: AlertRule, key: str, result: Replay, step: timedelta, now: 
     for started, ep in sorted(wanted.items()):
         alert = alerts.get(started)
         if alert is None:
+            emitted += _close_unseen(rule, key, started, now)
             alert = Alert.objects.create(
                 rule=rule, rule_revision=rule.revision, scope=rule.scope, key=key, state=Alert.State.FIRING,
                 started_at=started, fired_at=min(started + step, now), value=ep.opened.value,
@@ -273,6 +274,29 @@ def _reconcile(rule: AlertRule, key: str, result: Replay, step: timedelta, now: 
             AlertUpdate.objects.create(alert=alert, kind=AlertUpdate.Kind.RESOLVED, window_start=ep.resolved,
                                        notified=notify, note="back within the busiest 1%")
             emitted.append("resolved")
+    return emitted
+
+
+def _close_unseen(rule: AlertRule, key: str, started: datetime, now: datetime) -> list[str]:
+    """Resolve open alerts of the key that this replay cannot see, before opening a newer one.
+
+    Only one alert per (rule, key) may be open. One opened by an earlier revision of the
+    rule, or one that started before a truncated replay's horizon, is neither matched nor
+    withdrawn above; left open it would make the new episode's insert fail, and with it
+    every classification job that evaluates this key (seen in the 30-minute soak on a
+    database with weeks of news). The replay says a new episode began at ``started``, so
+    the older one ended by then."""
+    emitted = []
+    for old in Alert.objects.select_for_update().filter(
+            rule=rule, key=key, state__in=[Alert.State.PENDING, Alert.State.FIRING], started_at__lt=started):
+        old.state, old.resolved_at = Alert.State.RESOLVED, min(started, now)
+        old.save(update_fields=["state", "resolved_at"])
+        notify = _may_notify(old, started, now)
+        if notify:
+            publish("alert.resolved", alert_payload(old), scope_key=f"{old.scope}:{old.key}", alert=old)
+        AlertUpdate.objects.create(alert=old, kind=AlertUpdate.Kind.RESOLVED, window_start=started, notified=notify,
+                                   note="a newer burst began; this one lies outside the replayed history")
+        emitted.append("resolved")
     return emitted
 
 

@@ -233,3 +233,19 @@ def test_services_never_import_tasks():
             "django.setup(); import apps.sentiment.alerts, apps.sentiment.webhooks, apps.sentiment.services; "
             "sys.exit(1 if 'apps.sentiment.tasks' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+def test_an_open_alert_the_replay_cannot_see_is_closed_before_a_new_burst_opens():
+    # An alert left open by an earlier revision (or before a truncated replay's horizon) used
+    # to make the new burst's insert fail, and with it every classify job evaluating the key.
+    rule = burst_rule()
+    hourly(BACKGROUND + [9, 11, 10])
+    unseen = Alert.objects.create(rule=rule, rule_revision=rule.revision + 7, scope="topic", key="credit",
+                                  state=Alert.State.FIRING, started_at=at(10), fired_at=at(11))
+    counts = alerts.evaluate_rules(now=at(BURST_AT + 1, 10))
+    unseen.refresh_from_db()
+    assert counts["firing"] == 1 and counts["resolved"] == 1
+    assert unseen.state == "resolved" and unseen.resolved_at == at(BURST_AT)
+    assert Alert.objects.get(state="firing").started_at == at(BURST_AT)
+    again = alerts.evaluate_rules(now=at(BURST_AT + 1, 20))
+    assert (again["firing"], again["resolved"], Alert.objects.count()) == (0, 0, 2)
