@@ -157,4 +157,6 @@ def test_it_learns_word_order_in_full_mode_where_frozen_features_cannot():
         assert m["mode"] == mode
         pred = [label for label, _ in model.predict(val_texts)["order"]]
         scores[mode] = sum(p == y for p, y in zip(pred, val_ys, strict=True)) / len(val_ys)
-    assert scores["full"] >= 0.9 and scores["full"] > scores["head"] + 0.2, scores
+    # Frozen mean-pooled vectors keep some position signal (0.65-0.8 here, moving with the
+    # inference padding's bf16 rounding); fine-tuning must do clearly better.
+    assert scores["full"] >= 0.95 and scores["full"] >= scores["head"] + 0.15, scores
