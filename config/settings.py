@@ -303,12 +303,12 @@ CELERY_BEAT_SCHEDULE: dict = {
     "recover-orphaned-jobs": {"task": "apps.common.tasks.recover_orphaned_jobs", "schedule": 30.0},
     "prune-finished-jobs": {"task": "apps.common.tasks.prune_finished_jobs", "schedule": 3600.0},
 }
-# Ctrl-C / SIGTERM: wait this long for running tasks, then stop them (cold) so the worker exits in
-# seconds; acks_late + reject_on_worker_lost put their messages back and the Job rows are re-sent.
 # A guard, not the fix for a leak: a pool process past this resident size (KB) is replaced
 # after its current task, so one that grows (a new kernel per input shape, fragments)
 # cannot take the machine's memory over a week.
 CELERY_WORKER_MAX_MEMORY_PER_CHILD = envint("CELERY_WORKER_MAX_MEMORY_PER_CHILD", 2_000_000)
+# Ctrl-C / SIGTERM: wait this long for running tasks, then stop them (cold) so the worker exits in
+# seconds; acks_late + reject_on_worker_lost put their messages back and the Job rows are re-sent.
 CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = envfloat("CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT", 2.0)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 

@@ -266,13 +266,7 @@ def _reconcile(rule: AlertRule, key: str, result: Replay, step: timedelta, now: 
         if alert.state == Alert.State.FIRING:
             _link_items(alert, started, min(ep.resolved or now, now))
         if ep.resolved is not None and alert.state == Alert.State.FIRING:
-            alert.state, alert.resolved_at = Alert.State.RESOLVED, min(ep.resolved, now)
-            alert.save(update_fields=["state", "resolved_at"])
-            notify = _may_notify(alert, ep.resolved, now)
-            if notify:
-                publish("alert.resolved", alert_payload(alert), scope_key=f"{alert.scope}:{alert.key}", alert=alert)
-            AlertUpdate.objects.create(alert=alert, kind=AlertUpdate.Kind.RESOLVED, window_start=ep.resolved,
-                                       notified=notify, note="back within the busiest 1%")
+            _resolve(alert, ep.resolved, now, "back within the busiest 1%")
             emitted.append("resolved")
     return emitted
 
@@ -289,15 +283,20 @@ def _close_unseen(rule: AlertRule, key: str, started: datetime, now: datetime) -
     emitted = []
     for old in Alert.objects.select_for_update().filter(
             rule=rule, key=key, state__in=[Alert.State.PENDING, Alert.State.FIRING], started_at__lt=started):
-        old.state, old.resolved_at = Alert.State.RESOLVED, min(started, now)
-        old.save(update_fields=["state", "resolved_at"])
-        notify = _may_notify(old, started, now)
-        if notify:
-            publish("alert.resolved", alert_payload(old), scope_key=f"{old.scope}:{old.key}", alert=old)
-        AlertUpdate.objects.create(alert=old, kind=AlertUpdate.Kind.RESOLVED, window_start=started, notified=notify,
-                                   note="a newer burst began; this one lies outside the replayed history")
+        _resolve(old, started, now, "a newer burst began; this one lies outside the replayed history")
         emitted.append("resolved")
     return emitted
+
+
+def _resolve(alert: Alert, when: datetime, now: datetime, note: str) -> None:
+    """Mark the alert resolved at ``when``, publish alert.resolved unless old or silenced."""
+    alert.state, alert.resolved_at = Alert.State.RESOLVED, min(when, now)
+    alert.save(update_fields=["state", "resolved_at"])
+    notify = _may_notify(alert, when, now)
+    if notify:
+        publish("alert.resolved", alert_payload(alert), scope_key=f"{alert.scope}:{alert.key}", alert=alert)
+    AlertUpdate.objects.create(alert=alert, kind=AlertUpdate.Kind.RESOLVED, window_start=when, notified=notify,
+                               note=note)
 
 
 def _may_notify(alert: Alert, when: datetime, now: datetime) -> bool:
