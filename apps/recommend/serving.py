@@ -22,11 +22,12 @@ whole new snapshot, swapped the same way.
 """
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -101,6 +102,9 @@ class Snapshot:
     model_row: np.ndarray  # (n,) collaborative model row, -1 = no behaviour
     synced_at: datetime | None  # newest Item.updated_at this snapshot reflects
     built_at: float
+    # Caches key on this, not id(): a freed snapshot's id is reused by the next one
+    # (``_sync`` replaces them often), and a cached array would then meet the wrong rows.
+    serial: int = field(default_factory=lambda: next(_serials), init=False)
 
     @property
     def categories(self) -> list[str]:
@@ -114,6 +118,7 @@ class Snapshot:
                           created_ts=self.created_ts[rows], popularity=popularity[rows])
 
 
+_serials = itertools.count(1)
 _build_lock = threading.Lock()  # one snapshot build or catalogue sync at a time
 _index_lock = threading.Lock()  # FAISS add/remove/search
 _snapshot: Snapshot | None = None
@@ -243,10 +248,10 @@ def _reference_time() -> float:
     return min(now, latest.timestamp()) if latest else now
 
 
-def _popularity(snap: Snapshot, ref: float) -> np.ndarray:
-    """Normalised positive events per snapshot row in the popularity window. Cached by
+def _popularity(snap: Snapshot, ref: float) -> tuple[np.ndarray, np.ndarray]:
+    """(raw, normalised) positive events per snapshot row in the popularity window. Cached by
     (newest event, snapshot): the cached array is never written again, only replaced."""
-    key = (Event.objects.aggregate(m=Max("pk"))["m"], id(snap), snap.popularity_days)
+    key = (Event.objects.aggregate(m=Max("pk"))["m"], snap.serial, snap.popularity_days)
     with _popularity_lock:
         hit = _popularity_cache.get("v")
         if hit and hit[0] == key:

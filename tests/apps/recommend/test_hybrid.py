@@ -79,7 +79,7 @@ def test_it_serves_a_catalogue_edit_after_its_job_without_a_rebuild(shop, django
 
     add_events("hiker", ["hiking-0", "hiking-1", "hiking-2"])
     services.recommend("hiker", k=5)
-    built = serving._snapshot.built_at
+    built, first = serving._snapshot.built_at, serving._snapshot
     with django_capture_on_commit_callbacks(execute=True):
         out = services.import_items([{"external_id": "hiking-new", "title": "Ultralight hiking tent for trekking",
                                       "category": "hiking"}])
@@ -87,6 +87,10 @@ def test_it_serves_a_catalogue_edit_after_its_job_without_a_rebuild(shop, django
     sim = services.similar_items("hiking-1", 20)["similar"]
     assert "hiking-new" in {s["item_id"] for s in sim}
     assert serving._snapshot.built_at == built  # synced by id, not rebuilt
+    # ...into a new snapshot that per-snapshot caches (popularity rows) tell from the first
+    assert serving._snapshot is not first and serving._snapshot.serial != first.serial
+    counts, _ = serving._popularity(serving._snapshot, serving._reference_time())
+    assert len(counts) == len(serving._snapshot.items)
     services.remove_items(["hiking-new"])
     assert "hiking-new" not in {r["item_id"] for r in services.recommend("hiker", k=50)["items"]}
     assert "hiking-new" not in {s["item_id"] for s in services.similar_items("hiking-1", 20)["similar"]}
