@@ -463,7 +463,9 @@ def _upsert_buckets(rows: list[tuple[str, str, str, datetime, int, int, int]]) -
     )
     adapt = connection.ops.adapt_datetimefield_value
     with transaction.atomic(), connection.cursor() as cur:
-        cur.executemany(sql, [(sc, k, sz, adapt(st), n, neg, s) for sc, k, sz, st, n, neg, s in rows])
+        # In key order: two classifiers upserting overlapping buckets then lock them in the
+        # same order and one waits for the other, where any other order can deadlock them.
+        cur.executemany(sql, [(sc, k, sz, adapt(st), n, neg, s) for sc, k, sz, st, n, neg, s in sorted(rows)])
 
 
 # --- classification -----------------------------------------------------------
