@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 from bench.harness import REPO, table, write_result
-from bench.stack import Stack, StackUnavailable, pg
+from bench.stack import WORKER_NICE, Stack, StackUnavailable, cpu_s, pg
 
 DEFAULT_DB = "aigc_soak"
 
@@ -321,6 +321,23 @@ def prepare(stack: Stack) -> dict:
     return json.loads(out.split("SOAK", 1)[1])
 
 
+def drain_backlog(stack: Stack, timeout_s: float = 900.0) -> dict:
+    """Let the workers classify what is pending before the window opens (the probes' quiet
+    history, news an interrupted run left): the window then measures the offered load
+    alone, not the recovery from an earlier one."""
+    stack.manage("shell", "-c", "from apps.sentiment.tasks import queue_classification; queue_classification()")
+    t0 = time.monotonic()
+    with pg(stack.db) as conn:
+        first = n = conn.execute("SELECT count(*) FROM sentiment_newsitem WHERE pending").fetchone()[0]
+        while n and time.monotonic() - t0 < timeout_s:
+            print(f"soak: {n} items pending before the window; waiting for the workers", flush=True)
+            time.sleep(5)
+            n = conn.execute("SELECT count(*) FROM sentiment_newsitem WHERE pending").fetchone()[0]
+    if n:
+        raise SystemExit(f"soak: {n} items still pending after {timeout_s:.0f} s of draining before the window")
+    return {"pending_before_window": first, "drained_in_s": round(time.monotonic() - t0, 1)}
+
+
 class Sampler(threading.Thread):
     """Every 2 s: queued/running classification jobs, pending items, RSS of each process, load."""
 
@@ -381,6 +398,7 @@ def run(seconds: float, chat_clients: int = 8, news_clients: int = 2, rec_client
         stack.start_workers(2, concurrency=1)
         stack.start_beat()
         stack.start_web(gunicorn_workers)
+        before = drain_backlog(stack)
         load = Load(stack.http_port, info, tag, news_batch,
                     news_period_s=news_batch * news_clients / news_rate if news_rate else 0.0,
                     rec_period_s=rec_clients / rec_rate if rec_rate else 0.0, chat_think_s=chat_think_s)
@@ -395,6 +413,7 @@ def run(seconds: float, chat_clients: int = 8, news_clients: int = 2, rec_client
         with load.lock:
             load.measuring = True
         t_start = time.monotonic()
+        cpu_start = {**stack.cpu(), "load generator (this process)": cpu_s(os.getpid())}
         posted: list[dict] = []
         burst_thread = threading.Thread(target=burster, args=(load, stop, probe["companies"], every_s,
                                                               t_start + seconds - 10, posted), daemon=True)
@@ -409,6 +428,9 @@ def run(seconds: float, chat_clients: int = 8, news_clients: int = 2, rec_client
             errors = {k: list(v) for k, v in load.errors.items()}
             refused = dict(load.refused)
         elapsed = time.monotonic() - t_start
+        cpu_end = {**stack.cpu(), "load generator (this process)": cpu_s(os.getpid())}
+        # Cores each process used on average in the window: where the machine's time went.
+        cores_used = {k: round((cpu_end[k] - v) / elapsed, 3) for k, v in cpu_start.items() if k in cpu_end}
         wall_end = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
         stop.set()
         for t in threads + [burst_thread]:
@@ -530,7 +552,9 @@ def run(seconds: float, chat_clients: int = 8, news_clients: int = 2, rec_client
     return {
         "summary": (f"{elapsed / 60:.1f}-minute soak after {warmup_s:.0f} s of warm-up, against the run command's "
                     f"server (gunicorn {gunicorn_workers} uvicorn workers) + PostgreSQL + Redis + 2 Celery workers "
-                    f"(concurrency 1) + beat, all on this machine. Offered load: {chat_clients} chat visitors "
+                    f"(concurrency 1, nice {WORKER_NICE}) + beat, all on this machine; the window opens once the "
+                    f"workers have drained what was pending ({before['pending_before_window']} items, "
+                    f"{before['drained_in_s']:.0f} s). Offered load: {chat_clients} chat visitors "
                     + (f"(each waits a random think time, mean {chat_think_s:g} s, between messages)" if chat_think_s
                        else "(closed loop: no think time)")
                     + f", news ingest {'at ' + format(news_rate, 'g') + ' items/s' if news_rate else 'closed loop'} "
@@ -541,7 +565,8 @@ def run(seconds: float, chat_clients: int = 8, news_clients: int = 2, rec_client
         "clients": {"chat": chat_clients, "news": news_clients, "recommend": rec_clients, "news_batch": news_batch,
                     "news_rate_items_per_s": news_rate, "recommend_rate_per_s": rec_rate,
                     "chat_think_s": chat_think_s},
-        "gunicorn_workers": gunicorn_workers, "celery_workers": 2, "models": info.get("models"),
+        "gunicorn_workers": gunicorn_workers, "celery_workers": 2, "worker_nice": int(WORKER_NICE),
+        "models": info.get("models"), "before_window": before, "cores_used": cores_used,
         "stale_connection_retries": load.stale_retries,
         "ops": ops, "pipeline": pipeline, "webhooks": webhooks, "memory": memory, "stop_s": stop_s,
         "load_avg_during": {"mean": sum(loads) / len(loads) if loads else None, "max": max(loads) if loads else None},
@@ -563,6 +588,10 @@ def run(seconds: float, chat_clients: int = 8, news_clients: int = 2, rec_client
                    for n, m in memory.items()]),
             table("Classification pipeline", ["measure", "value"],
                   [[k, v if not isinstance(v, dict | list) else json.dumps(v)] for k, v in pipeline.items()]),
+            table("Cores used on average in the window (CPU seconds / window seconds)", ["process", "cores"],
+                  [list(kv) for kv in sorted(cores_used.items(), key=lambda kv: -kv[1])],
+                  [f"{os.cpu_count()} cores in all; web and PostgreSQL at normal priority, the Celery "
+                   f"workers at nice {WORKER_NICE}."]),
         ],
     }
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from bench.harness import REPO
 
 PY = sys.executable
+WORKER_NICE = os.environ.get("WORKER_NICE", "10")
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 
 
@@ -87,6 +88,36 @@ def rss_kb(pid: int) -> int:
                     total += int(line.split()[1])
         except OSError:
             pass
+    return total
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its direct children, live or reaped."""
+    total = 0.0
+    for n, p in enumerate([pid, *children(pid)]):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # utime, stime, then (for the top process only: its children list covers the live
+        # ones) cutime, cstime of children already reaped
+        ticks = sum(int(x) for x in fields[11:13]) + (sum(int(x) for x in fields[13:15]) if n == 0 else 0)
+        total += ticks / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def postgres_cpu_s() -> float:
+    """CPU seconds of every postgres process on this machine (its backends come and go)."""
+    total = 0.0
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if (d / "comm").read_text().strip() == "postgres":
+                    fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+                    # + reaped children: the postmaster's cutime holds the backends that exited
+                    total += sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+            except OSError:
+                continue
     return total
 
 
@@ -188,8 +219,9 @@ class Stack:
         if not any(name.startswith(("worker", "gunicorn", "beat")) for name in self.procs):
             self.reset_metrics_dir()
         for i in range(1, n + 1):
-            self.spawn(f"worker{i}", [PY, "-m", "celery", "-A", "config", "worker", "-Q", queues,
-                                      "-n", f"bench{i}@%h", "--concurrency", str(concurrency),
+            # Below the web server's priority, as serve.sh starts them (WORKER_NICE).
+            self.spawn(f"worker{i}", ["nice", "-n", WORKER_NICE, PY, "-m", "celery", "-A", "config", "worker",
+                                      "-Q", queues, "-n", f"bench{i}@%h", "--concurrency", str(concurrency),
                                       "--without-gossip", "--without-mingle", "--loglevel", "WARNING"])
 
     def start_beat(self) -> None:
@@ -219,6 +251,12 @@ class Stack:
 
     def rss(self) -> dict[str, int]:
         return {name: rss_kb(p.pid) for name, p in self.procs.items() if name != "redis" and p.poll() is None}
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds so far per process of this stack, and of PostgreSQL."""
+        out = {name: cpu_s(p.pid) for name, p in self.procs.items() if p.poll() is None}
+        out["postgres"] = postgres_cpu_s()
+        return out
 
     def stop(self) -> dict[str, float]:
         """Stop every process with the run command's signal and time each one; SIGKILL after 20 s."""

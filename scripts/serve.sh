@@ -20,7 +20,9 @@ export PROMETHEUS_MULTIPROC_DIR=${PROMETHEUS_MULTIPROC_DIR:-$VAR/prometheus}
 rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 export AIGC_THREADS=${AIGC_THREADS:-1}
 set -m
-$PY -m celery -A config worker -Q default,train,deliver --concurrency "${WORKER_CONCURRENCY:-2}" \
+# Workers run below the web server's priority: a request (a chat reply) takes a core at
+# once, and classification and training use what the requests leave.
+nice -n "${WORKER_NICE:-10}" $PY -m celery -A config worker -Q default,train,deliver --concurrency "${WORKER_CONCURRENCY:-2}" \
   --without-gossip --without-mingle --loglevel INFO --logfile "$VAR/worker.log" &
 WORKER=$!
 $PY -m celery -A config beat --loglevel INFO --logfile "$VAR/beat.log" \
