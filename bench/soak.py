@@ -328,11 +328,14 @@ def drain_backlog(stack: Stack, timeout_s: float = 900.0) -> dict:
     stack.manage("shell", "-c", "from apps.sentiment.tasks import queue_classification; queue_classification()")
     t0 = time.monotonic()
     with pg(stack.db) as conn:
-        first = n = conn.execute("SELECT count(*) FROM sentiment_newsitem WHERE pending").fetchone()[0]
+        def pending() -> int:
+            return conn.execute("SELECT count(*) FROM sentiment_newsitem WHERE pending").fetchone()[0]
+
+        first = n = pending()
         while n and time.monotonic() - t0 < timeout_s:
             print(f"soak: {n} items pending before the window; waiting for the workers", flush=True)
             time.sleep(5)
-            n = conn.execute("SELECT count(*) FROM sentiment_newsitem WHERE pending").fetchone()[0]
+            n = pending()
     if n:
         raise SystemExit(f"soak: {n} items still pending after {timeout_s:.0f} s of draining before the window")
     return {"pending_before_window": first, "drained_in_s": round(time.monotonic() - t0, 1)}

@@ -91,33 +91,31 @@ def rss_kb(pid: int) -> int:
     return total
 
 
+def _cpu_ticks_s(pid: int | str, reaped: bool) -> float:
+    """utime + stime of one process (+ cutime + cstime, its children already reaped), in s; 0 if gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(x) for x in fields[11:15 if reaped else 13]) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) of a process and its direct children, live or reaped."""
-    total = 0.0
-    for n, p in enumerate([pid, *children(pid)]):
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        # utime, stime, then (for the top process only: its children list covers the live
-        # ones) cutime, cstime of children already reaped
-        ticks = sum(int(x) for x in fields[11:13]) + (sum(int(x) for x in fields[13:15]) if n == 0 else 0)
-        total += ticks / os.sysconf("SC_CLK_TCK")
-    return total
+    """CPU seconds (user + system) of a process and its direct children, live or reaped
+    (the live ones by their own counters, the reaped ones in the parent's)."""
+    return _cpu_ticks_s(pid, True) + sum(_cpu_ticks_s(c, False) for c in children(pid))
 
 
 def postgres_cpu_s() -> float:
-    """CPU seconds of every postgres process on this machine (its backends come and go)."""
+    """CPU seconds of every postgres process on this machine (its backends come and go:
+    the postmaster's reaped-children counters hold the ones that exited)."""
     total = 0.0
     for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                if (d / "comm").read_text().strip() == "postgres":
-                    fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
-                    # + reaped children: the postmaster's cutime holds the backends that exited
-                    total += sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-            except OSError:
-                continue
+        try:
+            if d.name.isdigit() and (d / "comm").read_text().strip() == "postgres":
+                total += _cpu_ticks_s(d.name, True)
+        except OSError:
+            continue
     return total
 
 
